@@ -1,0 +1,134 @@
+#pragma once
+// The host side of a KD session (kd-protocol.md §1.3-§1.5, §2.7, §8): packet ids, ACK, RESEND,
+// RESET, duplicate detection, timeouts and bounded retries, and the unsolicited packets a target
+// sends (DbgPrint, DbgPrompt, FILE_IO, state changes). One outstanding request at a time.
+#include "protocol/dbgkd_structs.h"
+#include "transport/PacketLink.h"
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace kdcart::protocol {
+
+using transport::Millis;
+
+// Asynchronous target events reach the layer above through this one delegate.
+class SessionDelegate {
+public:
+    virtual ~SessionDelegate() = default;
+    // DbgPrint text from the target, as it arrives.
+    virtual void on_debug_print(std::string_view text) = 0;
+    // DbgPrompt: return the line to send back.
+    virtual std::string on_debug_prompt(std::string_view prompt) = 0;
+    // Link-level news worth telling the user (resync, target reset, noise).
+    virtual void on_link_notice(std::string_view text) = 0;
+};
+
+struct StateChange {
+    DBGKD_ANY_WAIT_STATE_CHANGE change{};
+    std::vector<uint8_t> extra; // bytes after the 0xF0 body (LoadSymbols path, command string)
+};
+
+struct ManipulateReply {
+    DBGKD_MANIPULATE_STATE64 header{};
+    std::vector<uint8_t> data; // bytes after the 56-byte header
+};
+
+struct SessionOptions {
+    Millis ack_timeout{2000};   // per attempt, for the ACK of one of our packets
+    int send_retries = 6;       // resends before giving up on an ACK
+    Millis reply_timeout{8000}; // from ACK to the manipulate reply
+    Millis reset_interval{1000};
+};
+
+struct SessionCounters {
+    uint64_t resends_sent = 0;     // RESEND we asked for
+    uint64_t resends_received = 0; // RESEND the target asked for
+    uint64_t retransmits = 0;      // our packets sent again after a timeout
+    uint64_t duplicates = 0;       // target packets seen twice (our ACK was lost)
+    uint64_t resets = 0;
+    uint64_t stale_replies = 0;
+    uint64_t file_io_answered = 0;
+};
+
+class KdSession {
+public:
+    KdSession(std::unique_ptr<transport::PacketLink> link, SessionDelegate* delegate,
+              SessionOptions options = {});
+
+    // RESET exchange: sends RESET every reset_interval until the target answers with RESET or
+    // `timeout` passes. Returns Timeout when the target stays silent (it may be running).
+    [[nodiscard]] Result<void> reset(Millis timeout);
+    // Bare break-in request (0x62 on KDCOM).
+    [[nodiscard]] Result<void> send_breakin();
+
+    // A manipulate request and its reply (same ApiNumber; address-carrying APIs must echo it).
+    [[nodiscard]] Result<ManipulateReply> request(const DBGKD_MANIPULATE_STATE64& req,
+                                                  std::span<const uint8_t> data = {});
+    // A manipulate packet that gets only an ACK (Continue, Continue2, Reboot, CauseBugCheck,
+    // SwitchProcessor).
+    [[nodiscard]] Result<void> send_no_reply(const DBGKD_MANIPULATE_STATE64& req);
+
+    // Processes incoming packets for at most `timeout` and returns the next state change;
+    // Errc::Timeout when none came.
+    [[nodiscard]] Result<StateChange> wait_state_change(Millis timeout);
+    // True when a state change is queued (arrived while doing something else).
+    bool has_state_change() const { return !m_state_changes.empty(); }
+    // Called by the layer above when the target is resumed: forget the current stop.
+    void on_resumed();
+    // True once the ids are known to agree with the target's (a RESET exchange happened).
+    bool synchronized() const { return m_synced; }
+
+    const SessionCounters& counters() const { return m_counters; }
+    transport::LinkStats link_stats() const { return m_link->stats(); }
+    uint32_t max_transfer() const { return m_link->max_payload() - sizeof(DBGKD_MANIPULATE_STATE64); }
+    std::string describe_link() const { return m_link->describe(); }
+    transport::IdScheme id_scheme() const { return m_link->id_scheme(); }
+
+private:
+    enum class SendOutcome { Acked, Reset };
+    [[nodiscard]] Result<void> send_data(uint16_t type, std::vector<uint8_t> payload);
+    [[nodiscard]] Result<void> send_control(uint16_t type, uint32_t id);
+    // Reads one link event and handles it. Sets m_ack_seen when the outstanding packet is ACKed.
+    [[nodiscard]] Result<void> pump(Millis timeout);
+    void handle_data_packet(const transport::KdPacket& p);
+    void handle_debug_io(const transport::KdPacket& p);
+    void handle_file_io(const transport::KdPacket& p);
+    void reset_ids();
+    uint32_t initial_host_id() const;
+    void advance_host_id();
+    bool is_duplicate(const transport::KdPacket& p) const;
+    void flush_deferred();
+
+    std::unique_ptr<transport::PacketLink> m_link;
+    SessionDelegate* m_delegate;
+    SessionOptions m_opt;
+    SessionCounters m_counters;
+
+    uint32_t m_next_host_id;
+    // The packet waiting for its ACK, if any.
+    std::optional<transport::KdPacket> m_outstanding;
+    bool m_ack_seen = false;
+    bool m_reset_seen = false;
+    bool m_awaiting_reset_reply = false;
+    bool m_synced = false;
+
+    // Last accepted target packet (duplicate detection).
+    std::optional<uint32_t> m_last_target_id;
+    std::vector<uint8_t> m_last_target_payload;
+    uint16_t m_last_target_type = 0;
+
+    // The stop we are in (to absorb the re-sent state change that follows a RESET).
+    std::optional<std::vector<uint8_t>> m_current_stop;
+    std::deque<StateChange> m_state_changes;
+    std::deque<ManipulateReply> m_replies;
+    // Answers (DbgPrompt, FILE_IO) that must wait until the current send completes.
+    std::deque<std::pair<uint16_t, std::vector<uint8_t>>> m_deferred;
+    bool m_in_send = false;
+};
+
+} // namespace kdcart::protocol
