@@ -114,6 +114,12 @@ Result<void> KdSession::reset(Millis timeout) {
 }
 
 Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
+    if (m_resync_needed && !m_in_send) {
+        m_resync_needed = false;
+        if (auto r = reset(Millis(3000)); !r) {
+            spdlog::debug("session: resync RESET not answered: {}", r.error().message);
+        }
+    }
     KdPacket pkt;
     pkt.type = type;
     pkt.payload = std::move(payload);
@@ -258,13 +264,6 @@ void KdSession::handle_data_packet(const KdPacket& p) {
     m_last_target_id = p.id;
     m_last_target_type = p.type;
     m_last_target_payload = p.payload;
-    if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0) {
-        // A freshly initialised (or reset) target: it expects our ids from the start again.
-        if (!m_outstanding) {
-            m_next_host_id = INITIAL_PACKET_ID;
-        }
-        m_synced = true;
-    }
 
     switch (p.type) {
     case PACKET_TYPE_KD_STATE_CHANGE64: {
@@ -279,6 +278,11 @@ void KdSession::handle_data_packet(const KdPacket& p) {
             return; // the same stop, sent again after a RESET
         }
         m_current_stop = p.payload;
+        if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0) {
+            // A freshly initialised target (boot, reboot): its receive id is unknown to us.
+            // Agree on ids with a RESET before our next request.
+            m_resync_needed = true;
+        }
         StateChange change;
         change.change = *sc;
         change.extra.assign(p.payload.begin() + sizeof(DBGKD_ANY_WAIT_STATE_CHANGE),

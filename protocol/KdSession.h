@@ -115,6 +115,7 @@ private:
     bool m_ack_seen = false;
     bool m_reset_seen = false;
     bool m_awaiting_reset_reply = false;
+    bool m_resync_needed = false;
     bool m_synced = false;
 
     // Last accepted target packet (duplicate detection).

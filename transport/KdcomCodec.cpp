@@ -112,6 +112,13 @@ void KdcomDecoder::feed(std::span<const uint8_t> bytes, std::vector<LinkEvent>& 
             }
             break;
         case State::Header: {
+            // More than four leader bytes in a row: the packet starts later. PacketType's low
+            // byte is never 0x30 or 0x69, so sliding is safe.
+            if (m_header_len == 0 && b == m_leader_byte) {
+                ++m_garbage;
+                ++i;
+                break;
+            }
             size_t take = std::min(sizeof m_header - m_header_len, bytes.size() - i);
             std::memcpy(m_header + m_header_len, bytes.data() + i, take);
             m_header_len += take;

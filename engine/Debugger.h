@@ -1,0 +1,120 @@
+#pragma once
+// The debugger engine over a live target: attach, stop/resume, registers, memory (cached while
+// stopped), modules, target info and export symbols. Synchronous and single-threaded. Returns
+// data and errors; never prints.
+#include "engine/PeExports.h"
+#include "engine/Types.h"
+#include "protocol/KdClient.h"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+
+namespace kdcart::engine {
+
+using transport::Millis;
+
+// What the engine tells the layer above, as it happens.
+class EngineDelegate {
+public:
+    virtual ~EngineDelegate() = default;
+    virtual void on_debug_print(std::string_view text) = 0;
+    virtual std::string on_debug_prompt(std::string_view prompt) = 0;
+    virtual void on_notice(std::string_view text) = 0;
+};
+
+struct AttachOptions {
+    bool break_in = false;                // -b: stop the target as soon as it answers
+    std::optional<Millis> connect_timeout; // none: wait until interrupted
+    // Polled while waiting; returns true when the user asked to stop waiting (Ctrl+C).
+    std::function<bool()> interrupted;
+};
+
+enum class RunState { Detached, Running, Stopped };
+
+class Debugger : private protocol::SessionDelegate {
+public:
+    Debugger(std::unique_ptr<transport::PacketLink> link, EngineDelegate* delegate,
+             protocol::SessionOptions options = {});
+    ~Debugger() override;
+
+    // Establishes the session. Returns when the target is stopped (the first stop), or an error
+    // (Timeout after connect_timeout, Interrupted when the user gave up).
+    [[nodiscard]] Result<StopEvent> attach(const AttachOptions& options);
+
+    RunState state() const { return m_state; }
+    const StopEvent& last_stop() const { return m_stop; }
+    uint16_t current_processor() const { return m_processor; }
+    uint32_t num_processors() const { return m_stop.num_processors; }
+
+    // ---- run control ----
+    [[nodiscard]] Result<void> go();
+    // Waits up to `timeout` for the running target to stop. Errc::Timeout if it did not.
+    [[nodiscard]] Result<StopEvent> wait_for_stop(Millis timeout);
+    [[nodiscard]] Result<void> break_in();
+    // Makes processor `cpu` the current one (SwitchProcessor); returns its stop.
+    [[nodiscard]] Result<StopEvent> switch_processor(uint16_t cpu, Millis timeout);
+    [[nodiscard]] Result<void> reboot();
+    // Leaves the target running (q): writes back state, continues.
+    [[nodiscard]] Result<void> detach();
+
+    // ---- state while stopped ----
+    [[nodiscard]] Result<CONTEXT> context(std::optional<uint16_t> cpu = std::nullopt);
+    [[nodiscard]] Result<void> set_context(const CONTEXT& ctx,
+                                           std::optional<uint16_t> cpu = std::nullopt);
+    [[nodiscard]] Result<MemoryBlock> read_virtual(uint64_t address, size_t size);
+    [[nodiscard]] Result<size_t> write_virtual(uint64_t address, std::span<const uint8_t> data);
+    [[nodiscard]] Result<MemoryBlock> read_physical(uint64_t address, size_t size);
+    [[nodiscard]] Result<size_t> write_physical(uint64_t address, std::span<const uint8_t> data);
+    [[nodiscard]] Result<TargetInfo> target_info();
+    [[nodiscard]] Result<std::vector<Module>> modules();
+
+    // ---- symbols (export tables) ----
+    std::optional<SymbolMatch> symbolize(uint64_t address);
+    std::optional<uint64_t> lookup_symbol(std::string_view module, std::string_view name);
+    std::optional<uint64_t> module_base(std::string_view module);
+
+    protocol::KdSession& session() { return *m_session; }
+    protocol::KdClient& client() { return *m_client; }
+
+private:
+    // SessionDelegate
+    void on_debug_print(std::string_view text) override;
+    std::string on_debug_prompt(std::string_view prompt) override;
+    void on_link_notice(std::string_view text) override;
+
+    StopEvent make_stop(const protocol::StateChange& sc);
+    [[nodiscard]] Result<StopEvent> enter_stop(const protocol::StateChange& sc);
+    [[nodiscard]] Result<void> load_target_info();
+    [[nodiscard]] Result<void> write_back_contexts();
+    [[nodiscard]] Result<void> resume(uint32_t status, bool trace);
+    void forget_stop_state();
+    const std::vector<ExportSymbol>* exports_for(const Module& m);
+    [[nodiscard]] Result<MemoryBlock> read_cached(uint64_t address, size_t size);
+
+    EngineDelegate* m_delegate;
+    std::unique_ptr<protocol::KdSession> m_session;
+    std::unique_ptr<protocol::KdClient> m_client;
+    RunState m_state = RunState::Detached;
+    StopEvent m_stop;
+    uint16_t m_processor = 0;
+    bool m_breakin_requested = false;
+
+    std::optional<TargetInfo> m_info;
+    uint64_t m_resets_seen = 0;
+    std::optional<std::vector<Module>> m_modules;
+    std::map<uint64_t, std::vector<ExportSymbol>> m_exports; // by module base
+    std::map<uint16_t, CONTEXT> m_contexts;
+    std::map<uint16_t, bool> m_dirty;
+
+    struct Page {
+        std::vector<uint8_t> data = std::vector<uint8_t>(4096);
+        std::vector<bool> valid = std::vector<bool>(4096);
+        bool unreadable_from_known = false;
+        uint32_t unreadable_from = 4096; // bytes at and after this offset failed
+    };
+    std::map<uint64_t, Page> m_pages; // virtual page cache, cleared on resume
+};
+
+} // namespace kdcart::engine

@@ -1,0 +1,101 @@
+#pragma once
+// Plain data the engine hands to the CLI. No formatting here.
+#include "protocol/dbgkd_structs.h"
+#include "transport/Error.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kdcart::engine {
+
+using protocol::CONTEXT;
+
+// Memory as read: bytes plus which of them could be read.
+struct MemoryBlock {
+    uint64_t address = 0;
+    std::vector<uint8_t> bytes;    // same length as asked; unreadable bytes are 0
+    std::vector<bool> valid;       // valid[i] = bytes[i] was read
+    bool all_valid() const {
+        for (bool v : valid) {
+            if (!v) {
+                return false;
+            }
+        }
+        return true;
+    }
+    size_t readable_prefix() const {
+        size_t n = 0;
+        while (n < valid.size() && valid[n]) {
+            ++n;
+        }
+        return n;
+    }
+};
+
+struct Module {
+    std::string name;      // WinDbg's module name: "nt" for the kernel, else file name sans ext
+    std::string file_name; // BaseDllName, e.g. "ntoskrnl.exe"
+    std::string full_path; // FullDllName
+    uint64_t base = 0;
+    uint32_t size = 0;
+    uint32_t checksum = 0;
+    uint32_t timestamp = 0;
+    uint64_t entry_point = 0;
+    enum class SymbolState { Deferred, Exports, None } symbols = SymbolState::Deferred;
+    uint64_t end() const { return base + size; }
+};
+
+struct TargetInfo {
+    protocol::DBGKD_GET_VERSION64 version{};
+    uint32_t num_processors = 1;
+    bool kddata_found = false;
+    uint64_t kddata_address = 0;
+    protocol::KDDEBUGGER_DATA64 kddata{};
+    std::string build_lab;          // NtBuildLab, when readable
+    uint32_t nt_major = 0;          // from KUSER_SHARED_DATA, 0 if unknown
+    uint32_t nt_minor = 0;
+    bool checked_build() const { return (version.MajorVersion & 0xFF) == 0x0C; }
+    uint16_t build() const { return version.MinorVersion; }
+};
+
+enum class StopKind {
+    BreakIn,       // the user's (or -b's) break-in request
+    Breakpoint,    // an int3 in the target's code (hard-coded or ours)
+    SingleStep,    // trace flag / hardware breakpoint
+    Exception,     // any other exception
+    LoadSymbols,   // a module load/unload notification
+    CommandString, // DbgCommandString
+    Other,
+};
+
+struct StopEvent {
+    StopKind kind = StopKind::Other;
+    uint16_t processor = 0;
+    uint32_t num_processors = 1;
+    uint64_t thread = 0;
+    uint64_t pc = 0;
+    // exception stops
+    uint32_t exception_code = 0;
+    uint64_t exception_address = 0;
+    bool first_chance = true;
+    std::vector<uint64_t> exception_params;
+    // LoadSymbols stops
+    bool unload = false;
+    uint64_t image_base = 0;
+    uint32_t image_size = 0;
+    std::string image_path;
+    // what the target reported about the stop
+    protocol::AMD64_DBGKD_CONTROL_REPORT report{};
+};
+
+// A resolved symbol: module!name+offset.
+struct SymbolMatch {
+    std::string module;
+    std::string name; // empty when only the module is known
+    uint64_t address = 0;
+    uint64_t displacement = 0;
+};
+
+} // namespace kdcart::engine
