@@ -1,0 +1,660 @@
+#include "cli/Repl.h"
+
+#include "cli/format/Expression.h"
+#include "cli/format/Format.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <thread>
+
+namespace kdcart::cli {
+
+std::atomic<bool> g_interrupt{false};
+
+namespace {
+
+using engine::StopKind;
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+std::string lower(std::string_view s) {
+    std::string r(s);
+    for (auto& c : r) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return r;
+}
+
+// Splits a line at ';' outside double quotes.
+std::vector<std::string> split_commands(const std::string& line) {
+    std::vector<std::string> out;
+    std::string cur;
+    bool quoted = false;
+    for (char c : line) {
+        if (c == '"') {
+            quoted = !quoted;
+        }
+        if (c == ';' && !quoted) {
+            out.push_back(cur);
+            cur.clear();
+        } else {
+            cur.push_back(c);
+        }
+    }
+    out.push_back(cur);
+    return out;
+}
+
+
+std::string session_time() {
+    std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S.000 %Y (UTC + 0:00)", &tm);
+    return buf;
+}
+
+} // namespace
+
+std::string Repl::prompt() const {
+    const unsigned cpu = m_dbg ? m_dbg->current_processor() : 0;
+    return std::to_string(cpu) + ": kd> ";
+}
+
+void Repl::error(std::string_view text) {
+    std::string s(text);
+    if (s.empty() || s.back() != '\n') {
+        s.push_back('\n');
+    }
+    print(s);
+}
+
+void Repl::on_debug_print(std::string_view text) {
+    print(text);
+    m_at_line_start = !text.empty() && text.back() == '\n';
+}
+
+std::string Repl::on_debug_prompt(std::string_view prompt) {
+    // A DbgPrompt while running: show the prompt and answer with an empty line. Reading the
+    // console here would fight with the REPL for stdin.
+    print(prompt);
+    print("\n");
+    return {};
+}
+
+void Repl::on_notice(std::string_view text) {
+    if (!m_at_line_start) {
+        print("\n");
+        m_at_line_start = true;
+    }
+    print(std::string(text) + "\n");
+}
+
+std::string Repl::code_line(uint64_t address) {
+    std::string out;
+    if (auto sym = m_dbg->symbolize(address)) {
+        out += format_symbol(*sym) + ":\n";
+    }
+    auto mem = m_dbg->read_virtual(address, 16);
+    if (!mem) {
+        return out + format_address(address) + " ??              ???\n";
+    }
+    size_t n = mem->readable_prefix();
+    if (n == 0) {
+        return out + format_address(address) + " ??              ???\n";
+    }
+    size_t len = 0;
+    auto symbolizer = [this](uint64_t a) -> std::optional<std::string> {
+        if (auto s = m_dbg->symbolize(a); s && !s->name.empty()) {
+            return format_symbol(*s);
+        }
+        return std::nullopt;
+    };
+    out += format_instruction(address, std::span<const uint8_t>(mem->bytes.data(), n), &len,
+                              symbolizer) +
+           "\n";
+    return out;
+}
+
+void Repl::announce_connection(const engine::StopEvent& stop) {
+    auto info = m_dbg->target_info();
+    if (info) {
+        std::string os = info->nt_major ? "Windows " + std::to_string(info->nt_major) : "Windows";
+        print("Connected to " + os + " " + std::to_string(info->build()) +
+              " x64 target at (" + session_time() + "), ptr64 TRUE\n");
+        print("Kernel Debugger connection established.\n");
+        print(format_vertarget(*info, ""));
+    } else {
+        print("Kernel Debugger connection established.\n");
+        error("Could not read the target's version: " + info.error().message);
+    }
+    print_stop(stop);
+}
+
+void Repl::print_stop(const engine::StopEvent& stop) {
+    if (!m_at_line_start) {
+        print("\n");
+        m_at_line_start = true;
+    }
+    print(format_stop_event(stop));
+    print(code_line(stop.pc));
+}
+
+bool Repl::wait_while_running() {
+    using namespace std::chrono;
+    auto last_break = steady_clock::time_point{};
+    bool breaking = false;
+    while (m_dbg->state() == engine::RunState::Running) {
+        if (g_interrupt.exchange(false) ||
+            (breaking && steady_clock::now() - last_break > seconds(3))) {
+            if (auto r = m_dbg->break_in(); !r) {
+                error("Break-in failed: " + r.error().message);
+            }
+            breaking = true;
+            last_break = steady_clock::now();
+        }
+        auto stop = m_dbg->wait_for_stop(milliseconds(100));
+        if (stop) {
+            print_stop(*stop);
+            return true;
+        }
+        if (stop.error().code == Errc::Timeout) {
+            continue;
+        }
+        if (stop.error().code == Errc::Disconnected) {
+            error("The link is gone: " + stop.error().message);
+            return false;
+        }
+        on_notice(stop.error().message);
+    }
+    return true;
+}
+
+Repl::Flow Repl::execute_line(const std::string& line) {
+    for (const auto& part : split_commands(line)) {
+        auto cmd = trim(part);
+        if (cmd.empty()) {
+            continue;
+        }
+        if (run_command(cmd) == Flow::Quit) {
+            return Flow::Quit;
+        }
+        if (m_dbg->state() == engine::RunState::Running) {
+            if (!wait_while_running()) {
+                m_exit_code = 1;
+                return Flow::Quit;
+            }
+        }
+    }
+    return Flow::Continue;
+}
+
+Repl::Flow Repl::run_command(std::string_view cmd) {
+    // Split the command word: letters/dots/!/~ then the rest.
+    size_t i = 0;
+    if (cmd[0] == '~') {
+        cmd_switch_processor(cmd.substr(1));
+        return Flow::Continue;
+    }
+    if (cmd[0] == '?') {
+        cmd_evaluate(cmd.substr(1));
+        return Flow::Continue;
+    }
+    while (i < cmd.size() &&
+           (std::isalnum(static_cast<unsigned char>(cmd[i])) || cmd[i] == '.' || cmd[i] == '!' ||
+            cmd[i] == '_')) {
+        ++i;
+    }
+    std::string word = lower(cmd.substr(0, i));
+    std::string_view args = trim(cmd.substr(i));
+
+    // d* commands take the address right after the letters (dq nt), and also "dqs"... keep the
+    // set WinDbg users type.
+    static const char* kDisplay[] = {"db", "dw", "dd", "dq", "dp", "dc", "da", "du", "d"};
+    for (const char* d : kDisplay) {
+        if (word == d) {
+            cmd_display(word == "d" ? m_last_display : word, args, false);
+            return Flow::Continue;
+        }
+        if (word == std::string("!") + d && word != "!d") {
+            cmd_display(word.substr(1), args, true);
+            return Flow::Continue;
+        }
+    }
+    if (word == "g") {
+        cmd_go(args);
+    } else if (word == "r") {
+        cmd_registers(args);
+    } else if (word == "eb" || word == "ew" || word == "ed" || word == "eq" || word == "ep") {
+        cmd_enter(word, args);
+    } else if (word == "vertarget") {
+        cmd_vertarget(false);
+    } else if (word == "version") {
+        cmd_vertarget(true);
+    } else if (word == "lm") {
+        cmd_lm(args);
+    } else if (word == "u") {
+        cmd_unassemble(args);
+    } else if (word == "q" || word == "qq" || word == "qd") {
+        if (auto r = m_dbg->detach(); !r) {
+            error("Could not resume the target before quitting: " + r.error().message);
+            m_exit_code = 1;
+        }
+        m_quit = true;
+        print("quit:\n");
+        return Flow::Quit;
+    } else if (word == ".reboot") {
+        cmd_reboot();
+    } else if (word == ".help" || word == "help") {
+        cmd_help();
+    } else {
+        error(std::string(7, ' ') + "^ Syntax error in '" + std::string(cmd) + "'");
+    }
+    return Flow::Continue;
+}
+
+namespace {
+ExpressionCallbacks make_callbacks(engine::Debugger& dbg) {
+    ExpressionCallbacks cb;
+    cb.register_value = [&dbg](std::string_view name) -> std::optional<uint64_t> {
+        auto ctx = dbg.context();
+        if (!ctx) {
+            return std::nullopt;
+        }
+        std::string n = lower(name);
+        if (n == "$ip") {
+            return ctx->Rip;
+        }
+        return get_register(*ctx, n);
+    };
+    cb.symbol_value = [&dbg](std::string_view name) -> std::optional<uint64_t> {
+        auto bang = name.find('!');
+        if (bang == std::string_view::npos) {
+            return dbg.module_base(name);
+        }
+        return dbg.lookup_symbol(name.substr(0, bang), name.substr(bang + 1));
+    };
+    cb.read_memory = [&dbg](uint64_t addr, int size) -> std::optional<uint64_t> {
+        auto m = dbg.read_virtual(addr, static_cast<size_t>(size));
+        if (!m || !m->all_valid()) {
+            return std::nullopt;
+        }
+        uint64_t v = 0;
+        std::memcpy(&v, m->bytes.data(), static_cast<size_t>(size));
+        return v;
+    };
+    return cb;
+}
+} // namespace
+
+void Repl::cmd_go(std::string_view args) {
+    if (!args.empty()) {
+        error("g with an address is not supported yet (breakpoints arrive with bp)");
+        return;
+    }
+    if (auto r = m_dbg->go(); !r) {
+        error("Could not resume the target: " + r.error().message);
+    }
+}
+
+void Repl::cmd_registers(std::string_view args) {
+    auto ctx = m_dbg->context();
+    if (!ctx) {
+        error("Unable to get the registers: " + ctx.error().message);
+        return;
+    }
+    if (args.empty()) {
+        print(format_registers(*ctx));
+        print(code_line(ctx->Rip));
+        return;
+    }
+    // r rax  |  r rax=5  |  r rax=5, rbx=6  |  r rax, rbx
+    CONTEXT c = *ctx;
+    bool changed = false;
+    std::string out;
+    std::string a(args);
+    size_t pos = 0;
+    while (pos <= a.size()) {
+        size_t comma = a.find(',', pos);
+        std::string item(trim(std::string_view(a).substr(
+            pos, comma == std::string::npos ? std::string::npos : comma - pos)));
+        pos = comma == std::string::npos ? a.size() + 1 : comma + 1;
+        if (item.empty()) {
+            continue;
+        }
+        auto eq = item.find('=');
+        std::string name = lower(trim(std::string_view(item).substr(0, eq)));
+        if (!name.empty() && name[0] == '@') {
+            name.erase(0, 1);
+        }
+        if (eq == std::string::npos) {
+            auto v = get_register(c, name);
+            if (!v) {
+                error("Bad register error in 'r " + item + "'");
+                return;
+            }
+            out += format_register(name, *v) + "\n";
+            continue;
+        }
+        auto cb = make_callbacks(*m_dbg);
+        auto value = evaluate_expression(trim(std::string_view(item).substr(eq + 1)), cb);
+        if (!value) {
+            error(value.error().message);
+            return;
+        }
+        if (!set_register(c, name, *value)) {
+            error("Bad register error in 'r " + item + "'");
+            return;
+        }
+        changed = true;
+    }
+    if (changed) {
+        if (auto r = m_dbg->set_context(c); !r) {
+            error("Unable to set the registers: " + r.error().message);
+            return;
+        }
+    }
+    print(out);
+}
+
+void Repl::cmd_display(std::string_view name, std::string_view args, bool physical) {
+    std::string kind_name(name);
+    if (kind_name == "dp") {
+        kind_name = "dq";
+    }
+    auto kind = display_kind_from_command(kind_name);
+    if (!kind) {
+        error("Unknown display command " + std::string(name));
+        return;
+    }
+    if (!physical) {
+        m_last_display = std::string(name);
+    }
+    auto cb = make_callbacks(*m_dbg);
+    const size_t elem = display_element_size(*kind);
+    uint64_t start = 0;
+    uint64_t count = display_default_count(*kind);
+    if (args.empty()) {
+        if (!m_next_display) {
+            error("No previous address; give one (e.g. " + std::string(name) + " nt)");
+            return;
+        }
+        start = *m_next_display;
+    } else {
+        auto range = parse_range(args, cb, count, elem);
+        if (!range) {
+            error(range.error().message);
+            return;
+        }
+        start = range->start;
+        count = range->count;
+    }
+    const uint64_t bytes = count * elem;
+    if (bytes > 16 * 1024 * 1024) {
+        error("Range error in '" + std::string(args) + "' (more than 16 MiB)");
+        return;
+    }
+    auto block = physical ? m_dbg->read_physical(start, bytes) : m_dbg->read_virtual(start, bytes);
+    if (!block) {
+        error("Memory read failed: " + block.error().message);
+        return;
+    }
+    uint64_t next = start + bytes;
+    const bool is_string = *kind == DisplayKind::Ascii || *kind == DisplayKind::Unicode;
+    std::string text = is_string ? format_string_display(*kind, *block, &next)
+                                 : format_memory(*kind, *block);
+    if (physical) {
+        // WinDbg marks physical addresses with '#'.
+        std::string marked;
+        size_t p = 0;
+        while (p < text.size()) {
+            size_t nl = text.find('\n', p);
+            std::string ln = text.substr(p, nl == std::string::npos ? std::string::npos : nl - p + 1);
+            marked += "#" + ln;
+            if (nl == std::string::npos) {
+                break;
+            }
+            p = nl + 1;
+        }
+        text = marked;
+    }
+    print(text);
+    if (!physical) {
+        m_next_display = next;
+    }
+}
+
+void Repl::cmd_enter(std::string_view name, std::string_view args) {
+    unsigned size = name == "eb" ? 1 : name == "ew" ? 2 : name == "ed" ? 4 : 8;
+    auto cb = make_callbacks(*m_dbg);
+    std::vector<std::string> tokens;
+    std::string tok;
+    for (char c : args) {
+        if (std::isspace(static_cast<unsigned char>(c))) {
+            if (!tok.empty()) {
+                tokens.push_back(tok);
+                tok.clear();
+            }
+        } else {
+            tok.push_back(c);
+        }
+    }
+    if (!tok.empty()) {
+        tokens.push_back(tok);
+    }
+    if (tokens.size() < 2) {
+        error("Usage: " + std::string(name) + " ADDRESS VALUE [VALUE...]");
+        return;
+    }
+    auto addr = evaluate_expression(tokens[0], cb);
+    if (!addr) {
+        error(addr.error().message);
+        return;
+    }
+    std::vector<uint8_t> data;
+    for (size_t i = 1; i < tokens.size(); ++i) {
+        auto v = evaluate_expression(tokens[i], cb);
+        if (!v) {
+            error(v.error().message);
+            return;
+        }
+        if (size < 8 && *v >= (1ull << (size * 8)) && (~*v >> (size * 8 - 1)) != 0) {
+            error("Overflow in '" + tokens[i] + "' for a " + std::to_string(size) +
+                  "-byte value");
+            return;
+        }
+        for (unsigned b = 0; b < size; ++b) {
+            data.push_back(static_cast<uint8_t>(*v >> (8 * b)));
+        }
+    }
+    auto wrote = m_dbg->write_virtual(*addr, data);
+    if (!wrote) {
+        error("Memory write failed: " + wrote.error().message);
+        return;
+    }
+    if (*wrote < data.size()) {
+        error("Memory access error at '" + format_address(*addr + *wrote) + "'");
+    }
+}
+
+void Repl::cmd_vertarget(bool full) {
+    auto info = m_dbg->target_info();
+    if (!info) {
+        error("Could not read the target's version: " + info.error().message);
+        return;
+    }
+    if (full) {
+        print(format_version(*info, "", "kdcart " KDCART_VERSION,
+                             "link " + m_dbg->session().describe_link()));
+        return;
+    }
+    print(format_vertarget(*info, ""));
+}
+
+void Repl::cmd_lm(std::string_view args) {
+    auto mods = m_dbg->modules();
+    if (!mods) {
+        error("Unable to read the module list: " + mods.error().message);
+        return;
+    }
+    // `lm m PATTERN` filters by name (simple * wildcard).
+    std::string pattern;
+    if (args.size() >= 2 && (args[0] == 'm' || args[0] == 'M') && std::isspace(args[1])) {
+        pattern = lower(trim(args.substr(1)));
+    }
+    auto match = [](const std::string& p, const std::string& s) {
+        // glob with '*' only
+        size_t pi = 0, si = 0, star = std::string::npos, mark = 0;
+        while (si < s.size()) {
+            if (pi < p.size() && (p[pi] == s[si] || p[pi] == '?')) {
+                ++pi;
+                ++si;
+            } else if (pi < p.size() && p[pi] == '*') {
+                star = pi++;
+                mark = si;
+            } else if (star != std::string::npos) {
+                pi = star + 1;
+                si = ++mark;
+            } else {
+                return false;
+            }
+        }
+        while (pi < p.size() && p[pi] == '*') {
+            ++pi;
+        }
+        return pi == p.size();
+    };
+    std::vector<engine::Module> shown;
+    for (const auto& m : *mods) {
+        if (pattern.empty() || match(pattern, m.name)) {
+            shown.push_back(m);
+        }
+    }
+    print(format_lm(shown));
+}
+
+void Repl::cmd_evaluate(std::string_view args) {
+    auto cb = make_callbacks(*m_dbg);
+    auto v = evaluate_expression(trim(args), cb);
+    if (!v) {
+        error(v.error().message);
+        return;
+    }
+    print("Evaluate expression: " + std::to_string(static_cast<int64_t>(*v)) + " = " +
+          format_address(*v) + "\n");
+}
+
+void Repl::cmd_unassemble(std::string_view args) {
+    auto cb = make_callbacks(*m_dbg);
+    uint64_t start;
+    uint64_t count = 8;
+    if (args.empty()) {
+        if (m_next_unassemble) {
+            start = *m_next_unassemble;
+        } else {
+            auto ctx = m_dbg->context();
+            if (!ctx) {
+                error(ctx.error().message);
+                return;
+            }
+            start = ctx->Rip;
+        }
+    } else {
+        auto range = parse_range(args, cb, 8, 1);
+        if (!range) {
+            error(range.error().message);
+            return;
+        }
+        start = range->start;
+        count = std::min<uint64_t>(range->count, 4096);
+    }
+    uint64_t addr = start;
+    std::string out;
+    if (auto sym = m_dbg->symbolize(addr)) {
+        out += format_symbol(*sym) + ":\n";
+    }
+    auto symbolizer = [this](uint64_t a) -> std::optional<std::string> {
+        if (auto s = m_dbg->symbolize(a); s && !s->name.empty()) {
+            return format_symbol(*s);
+        }
+        return std::nullopt;
+    };
+    for (uint64_t i = 0; i < count; ++i) {
+        auto mem = m_dbg->read_virtual(addr, 16);
+        if (!mem) {
+            error(mem.error().message);
+            break;
+        }
+        size_t n = mem->readable_prefix();
+        if (n == 0) {
+            out += format_address(addr) + " ??              ???\n";
+            addr += 1;
+            continue;
+        }
+        size_t len = 0;
+        out += format_instruction(addr, std::span<const uint8_t>(mem->bytes.data(), n), &len,
+                                  symbolizer) +
+               "\n";
+        addr += len ? len : 1;
+    }
+    print(out);
+    m_next_unassemble = addr;
+}
+
+void Repl::cmd_switch_processor(std::string_view args) {
+    args = trim(args);
+    if (!args.empty() && (args.back() == 's' || args.back() == 'S')) {
+        args.remove_suffix(1);
+    }
+    auto cb = make_callbacks(*m_dbg);
+    auto n = evaluate_expression(args, cb);
+    if (!n) {
+        error(n.error().message);
+        return;
+    }
+    auto stop = m_dbg->switch_processor(static_cast<uint16_t>(*n), std::chrono::seconds(10));
+    if (!stop) {
+        error(stop.error().message);
+        return;
+    }
+    print(code_line(stop->pc));
+}
+
+void Repl::cmd_reboot() {
+    if (auto r = m_dbg->reboot(); !r) {
+        error("Reboot failed: " + r.error().message);
+        return;
+    }
+    print("Shutdown occurred at (" + session_time() + ")...unloading all symbol tables.\n");
+    print("Waiting to reconnect...\n");
+}
+
+void Repl::cmd_help() {
+    print("kdcart commands (WinDbg syntax):\n"
+          "  g                      go\n"
+          "  r [reg[=value][, ...]] registers\n"
+          "  db dw dd dq dp dc da du [addr] [L count]   display virtual memory\n"
+          "  !db !dd !dq [addr]     display physical memory\n"
+          "  eb ew ed eq addr values   edit memory\n"
+          "  u [addr] [L count]     unassemble\n"
+          "  ? expr                 evaluate expression\n"
+          "  lm [m pattern]         loaded modules\n"
+          "  vertarget, version     target version\n"
+          "  ~N                     switch processor\n"
+          "  .reboot                reboot the target\n"
+          "  q                      quit, leaving the target running\n"
+          "  Ctrl+C                 break in while the target runs\n");
+}
+
+} // namespace kdcart::cli

@@ -1,0 +1,76 @@
+#pragma once
+// The kd> command loop: reads WinDbg commands, runs them through the engine, prints WinDbg's
+// formats. All text output of kdcart goes through here.
+#include "engine/Debugger.h"
+
+#include <atomic>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kdcart::cli {
+
+// Set by the SIGINT handler; the loops poll it.
+extern std::atomic<bool> g_interrupt;
+
+class Output {
+public:
+    virtual ~Output() = default;
+    virtual void write(std::string_view text) = 0;
+};
+
+class Repl final : public engine::EngineDelegate {
+public:
+    explicit Repl(Output& out) : m_out(out) {}
+
+    void set_debugger(engine::Debugger* dbg) { m_dbg = dbg; }
+    // Prints what WinDbg prints once connected, then the stop.
+    void announce_connection(const engine::StopEvent& stop);
+    void print_stop(const engine::StopEvent& stop);
+
+    enum class Flow { Continue, Quit };
+    // Runs one input line (may hold several ';'-separated commands).
+    Flow execute_line(const std::string& line);
+    // Waits for the running target to stop, breaking in on Ctrl+C. Returns false when the
+    // link failed for good.
+    bool wait_while_running();
+    std::string prompt() const;
+    bool quit_requested() const { return m_quit; }
+    int exit_code() const { return m_exit_code; }
+
+    // EngineDelegate
+    void on_debug_print(std::string_view text) override;
+    std::string on_debug_prompt(std::string_view prompt) override;
+    void on_notice(std::string_view text) override;
+
+private:
+    Flow run_command(std::string_view cmd);
+    void print(std::string_view text) { m_out.write(text); }
+    void error(std::string_view text);
+
+    void cmd_go(std::string_view args);
+    void cmd_registers(std::string_view args);
+    void cmd_display(std::string_view name, std::string_view args, bool physical);
+    void cmd_enter(std::string_view name, std::string_view args);
+    void cmd_vertarget(bool full);
+    void cmd_lm(std::string_view args);
+    void cmd_evaluate(std::string_view args);
+    void cmd_unassemble(std::string_view args);
+    void cmd_switch_processor(std::string_view args);
+    void cmd_reboot();
+    void cmd_help();
+    std::string code_line(uint64_t address);
+
+    Output& m_out;
+    engine::Debugger* m_dbg = nullptr;
+    bool m_quit = false;
+    int m_exit_code = 0;
+    // `d` without arguments continues where the last display stopped.
+    std::string m_last_display = "db";
+    std::optional<uint64_t> m_next_display;
+    std::optional<uint64_t> m_next_unassemble;
+    bool m_at_line_start = true;
+};
+
+} // namespace kdcart::cli

@@ -1,0 +1,214 @@
+// kdcart: a Linux crash cart for the Windows kernel debugger protocol.
+#include "cli/ConnectionString.h"
+#include "cli/Repl.h"
+#include "cli/SimLauncher.h"
+#include "transport/PacketLink.h"
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <editline/readline.h>
+#include <iostream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+using namespace kdcart;
+
+namespace {
+
+class StdOutput final : public cli::Output {
+public:
+    void write(std::string_view text) override {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+    }
+};
+
+void on_sigint(int) {
+    cli::g_interrupt.store(true);
+}
+
+void install_sigint() {
+    struct sigaction sa {};
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; // no SA_RESTART: blocking reads return so loops see the flag
+    sigaction(SIGINT, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+}
+
+Result<std::unique_ptr<transport::PacketLink>> open_link(const cli::ConnectionSpec& spec) {
+    using Kind = cli::ConnectionSpec::Kind;
+    Result<std::unique_ptr<transport::ByteStream>> stream;
+    switch (spec.kind) {
+    case Kind::Serial:
+        stream = transport::open_serial(spec.port, spec.baud);
+        break;
+    case Kind::Pipe:
+        stream = transport::connect_unix(spec.port);
+        break;
+    case Kind::Tcp:
+        stream = transport::connect_tcp(spec.port);
+        break;
+    case Kind::Net:
+        return make_error(Errc::Unsupported, "KDNET (net:) is not in this build yet");
+    }
+    if (!stream) {
+        return tl::unexpected(stream.error());
+    }
+    return transport::make_kdcom_link(std::move(*stream));
+}
+
+// Reads one command line: libedit on a terminal, plain lines otherwise.
+std::optional<std::string> read_command(cli::Repl& repl, bool interactive) {
+    if (interactive) {
+        for (;;) {
+            char* line = readline(repl.prompt().c_str());
+            if (line == nullptr) {
+                if (cli::g_interrupt.exchange(false)) {
+                    std::fputs("\n", stdout);
+                    continue; // Ctrl+C at the prompt: a fresh prompt, like kd
+                }
+                return std::nullopt;
+            }
+            std::string s(line);
+            std::free(line);
+            if (!s.empty()) {
+                add_history(s.c_str());
+            }
+            return s;
+        }
+    }
+    std::string s;
+    std::cout << repl.prompt() << std::flush;
+    if (!std::getline(std::cin, s)) {
+        std::cout << "\n";
+        return std::nullopt;
+    }
+    std::cout << s << "\n" << std::flush;
+    return s;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"kdcart: Windows kernel debugging from Linux (WinDbg commands over KDCOM)"};
+    std::string kstring;
+    std::string sim;
+    bool break_in = false;
+    std::string initial_commands;
+    bool verbose = false;
+    double connect_timeout = 0;
+    std::string kdsim_path = cli::default_kdsim_path();
+    unsigned sim_baud = 115200;
+    unsigned sim_cpus = 1;
+
+    auto* k = app.add_option("-k", kstring,
+                             "Connection: com:port=/dev/ttyS0[,baud=115200] | "
+                             "com:pipe,port=/path/to/socket | com:tcp,port=HOST:PORT");
+    auto* s = app.add_option("--sim", sim,
+                             "Start the simulated target (kdsim) on a virtual null-modem and attach")
+                  ->expected(0, 1)
+                  ->default_str("com");
+    k->excludes(s);
+    app.add_flag("-b", break_in, "Break in as soon as the target answers");
+    app.add_option("-c", initial_commands, "Commands to run at the first stop (\"cmd; cmd\")");
+    app.add_flag("-v,--verbose", verbose, "Debug logging to stderr");
+    app.add_option("--connect-timeout", connect_timeout,
+                   "Give up when the target has not answered after this many seconds "
+                   "(default: keep waiting)");
+    app.add_option("--kdsim", kdsim_path, "Path of the kdsim program (for --sim)");
+    app.add_option("--sim-baud", sim_baud, "Simulated UART speed for --sim (0 = unpaced)");
+    app.add_option("--sim-cpus", sim_cpus, "Processors of the simulated target");
+    CLI11_PARSE(app, argc, argv);
+
+    spdlog::set_default_logger(spdlog::stderr_color_st("kdcart"));
+    spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
+
+    if (kstring.empty() && s->count() == 0) {
+        std::fprintf(stderr, "kdcart: give -k CONNECTION or --sim (see --help)\n");
+        return 2;
+    }
+
+    cli::SimLauncher launcher;
+    cli::ConnectionSpec spec;
+    if (s->count() > 0) {
+        if (sim.empty()) {
+            sim = "com";
+        }
+        if (sim != "com") {
+            std::fprintf(stderr, "kdcart: --sim %s is not in this build yet (use --sim com)\n",
+                         sim.c_str());
+            return 2;
+        }
+        cli::SimOptions so;
+        so.kdsim_path = kdsim_path;
+        so.baud = sim_baud;
+        so.cpus = sim_cpus;
+        so.verbose = verbose;
+        auto pty = launcher.start_pty(so);
+        if (!pty) {
+            std::fprintf(stderr, "kdcart: %s\n", pty.error().message.c_str());
+            return 1;
+        }
+        spec.kind = cli::ConnectionSpec::Kind::Serial;
+        spec.port = *pty;
+        spec.baud = sim_baud ? sim_baud : 115200;
+    } else {
+        auto parsed = cli::parse_connection_string(kstring);
+        if (!parsed) {
+            std::fprintf(stderr, "kdcart: %s\n", parsed.error().message.c_str());
+            return 2;
+        }
+        spec = *parsed;
+    }
+
+    auto link = open_link(spec);
+    if (!link) {
+        std::fprintf(stderr, "kdcart: %s\n", link.error().message.c_str());
+        return 1;
+    }
+
+    install_sigint();
+    StdOutput out;
+    cli::Repl repl(out);
+    engine::Debugger dbg(std::move(*link), &repl);
+    repl.set_debugger(&dbg);
+
+    out.write("kdcart " KDCART_VERSION " - Windows kernel debugger for Linux\n");
+    out.write("Opened " + dbg.session().describe_link() + "\n");
+
+    engine::AttachOptions ao;
+    ao.break_in = break_in;
+    if (connect_timeout > 0) {
+        ao.connect_timeout = std::chrono::milliseconds(static_cast<long>(connect_timeout * 1000));
+    }
+    ao.interrupted = [] { return cli::g_interrupt.exchange(false); };
+    auto first = dbg.attach(ao);
+    if (!first) {
+        std::fprintf(stderr, "kdcart: %s\n", first.error().message.c_str());
+        return first.error().code == Errc::Interrupted ? 130 : 1;
+    }
+    repl.announce_connection(*first);
+
+    const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+    if (!initial_commands.empty()) {
+        if (repl.execute_line(initial_commands) == cli::Repl::Flow::Quit) {
+            return repl.exit_code();
+        }
+    }
+    for (;;) {
+        auto line = read_command(repl, interactive);
+        if (!line) {
+            // End of input: leave the target running, as q does.
+            if (dbg.state() == engine::RunState::Stopped) {
+                (void)dbg.detach();
+            }
+            return repl.exit_code();
+        }
+        if (repl.execute_line(*line) == cli::Repl::Flow::Quit) {
+            return repl.exit_code();
+        }
+    }
+}
