@@ -1,0 +1,133 @@
+// Benchmark (not a test): bulk ReadVirtualMemory throughput against kdsim over a pty, paced
+// like a UART at the given baud and unpaced. Prints payload bytes/s and the ratio to the
+// protocol's ceiling at that baud.
+//
+//   kd_read_bench [--kdsim PATH] [--baud 115200] [--seconds 20]
+#include "cli/SimLauncher.h"
+#include "protocol/KdClient.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+using namespace kdcart;
+using namespace std::chrono;
+
+namespace {
+
+struct Quiet : protocol::SessionDelegate {
+    void on_debug_print(std::string_view) override {}
+    std::string on_debug_prompt(std::string_view) override { return {}; }
+    void on_link_notice(std::string_view) override {}
+};
+
+// Wire bytes for one full-size read on KDCOM: request (16+56+1), ACK (16),
+// reply (16+56+3944+1), ACK (16).
+constexpr double kPayloadPerRead = 3944;
+constexpr double kWirePerRead = (16 + 56 + 1) + 16 + (16 + 56 + 3944 + 1) + 16;
+
+int run(const std::string& kdsim, unsigned baud, double seconds) {
+    cli::SimLauncher sim;
+    cli::SimOptions so;
+    so.kdsim_path = kdsim;
+    so.baud = baud;
+    auto pty = sim.start_pty(so);
+    if (!pty) {
+        std::fprintf(stderr, "bench: %s\n", pty.error().message.c_str());
+        return 1;
+    }
+    auto stream = transport::open_serial(*pty, baud ? baud : 115200);
+    if (!stream) {
+        std::fprintf(stderr, "bench: %s\n", stream.error().message.c_str());
+        return 1;
+    }
+    Quiet quiet;
+    protocol::KdSession session(transport::make_kdcom_link(std::move(*stream)), &quiet);
+    protocol::KdClient client(session);
+    // Break in and wait for the stop.
+    std::optional<protocol::StateChange> stop;
+    for (int i = 0; i < 20 && !stop; ++i) {
+        (void)session.send_breakin();
+        auto sc = session.wait_state_change(milliseconds(1000));
+        if (sc) {
+            stop = *sc;
+        }
+    }
+    if (!stop) {
+        std::fprintf(stderr, "bench: the simulated target did not stop\n");
+        return 1;
+    }
+    client.set_current_processor(stop->change.Processor, stop->change.ProcessorLevel);
+    auto v = client.get_version();
+    if (!v) {
+        std::fprintf(stderr, "bench: GetVersion: %s\n", v.error().message.c_str());
+        return 1;
+    }
+    const uint64_t base = v->KernBase;
+    uint64_t bytes = 0;
+    uint64_t requests = 0;
+    const auto t0 = steady_clock::now();
+    while (duration<double>(steady_clock::now() - t0).count() < seconds) {
+        auto r = client.read_virtual(base, 3944);
+        if (!r || r->bytes.size() != 3944) {
+            std::fprintf(stderr, "bench: read failed\n");
+            return 1;
+        }
+        bytes += r->bytes.size();
+        ++requests;
+    }
+    const double dt = duration<double>(steady_clock::now() - t0).count();
+    const double rate = bytes / dt;
+    std::printf("link            : %s\n", baud ? ("pty paced at " + std::to_string(baud) + " baud").c_str()
+                                               : "pty, unpaced");
+    std::printf("reads           : %llu x 3944 bytes in %.2f s (%.1f requests/s)\n",
+                static_cast<unsigned long long>(requests), dt, requests / dt);
+    std::printf("payload         : %.0f bytes/s (%.2f KB/s)\n", rate, rate / 1000.0);
+    if (baud) {
+        const double ceiling = (baud / 10.0) * kPayloadPerRead / kWirePerRead;
+        std::printf("ceiling         : %.0f bytes/s (3944 payload per %.0f wire bytes, 10 bits "
+                    "per byte)\n",
+                    ceiling, kWirePerRead);
+        std::printf("ratio           : %.1f%% of the ceiling\n", 100.0 * rate / ceiling);
+    }
+    std::printf("retransmits %llu, resends %llu, bad packets %llu\n",
+                static_cast<unsigned long long>(session.counters().retransmits),
+                static_cast<unsigned long long>(session.counters().resends_received),
+                static_cast<unsigned long long>(session.link_stats().bad_packets));
+    // Let the target run again.
+    protocol::AMD64_DBGKD_CONTROL_SET cs{};
+    cs.Dr7 = 0x400;
+    cs.CurrentSymbolStart = 1;
+    (void)client.continue2(protocol::DBG_CONTINUE, cs);
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string kdsim = cli::default_kdsim_path();
+    double seconds = 15;
+    std::vector<unsigned> bauds = {115200, 0};
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--kdsim" && i + 1 < argc) {
+            kdsim = argv[++i];
+        } else if (a == "--seconds" && i + 1 < argc) {
+            seconds = std::stod(argv[++i]);
+        } else if (a == "--baud" && i + 1 < argc) {
+            bauds = {static_cast<unsigned>(std::stoul(argv[++i]))};
+        } else {
+            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--baud N (0 = unpaced)] [--seconds S]\n",
+                         argv[0]);
+            return 2;
+        }
+    }
+    for (unsigned b : bauds) {
+        if (int rc = run(kdsim, b, seconds); rc != 0) {
+            return rc;
+        }
+        std::printf("\n");
+    }
+    return 0;
+}
