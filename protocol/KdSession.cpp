@@ -71,7 +71,7 @@ void KdSession::advance_host_id() {
 void KdSession::reset_ids() {
     m_next_host_id = initial_host_id();
     m_last_target_id.reset();
-    m_last_target_payload.clear();
+    m_reset_since_last_packet = true;
 }
 
 Result<void> KdSession::send_control(uint16_t type, uint32_t id) {
@@ -237,8 +237,19 @@ Result<void> KdSession::pump(Millis timeout) {
 }
 
 bool KdSession::is_duplicate(const KdPacket& p) const {
-    return m_last_target_id && *m_last_target_id == p.id && m_last_target_type == p.type &&
-           m_last_target_payload == p.payload;
+    if (m_last_type_payload_valid && m_last_target_type == p.type &&
+        m_last_target_payload == p.payload) {
+        if (m_last_target_id && *m_last_target_id == p.id) {
+            return true; // our ACK was lost
+        }
+        // After a RESET the target retransmits its pending packet under the SYNC id: the same
+        // packet we already accepted under its old id.
+        if (m_link->id_scheme() == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0 &&
+            m_reset_since_last_packet) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void KdSession::handle_data_packet(const KdPacket& p) {
@@ -264,6 +275,8 @@ void KdSession::handle_data_packet(const KdPacket& p) {
     m_last_target_id = p.id;
     m_last_target_type = p.type;
     m_last_target_payload = p.payload;
+    m_last_type_payload_valid = true;
+    m_reset_since_last_packet = false;
 
     switch (p.type) {
     case PACKET_TYPE_KD_STATE_CHANGE64: {

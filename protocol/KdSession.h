@@ -122,6 +122,8 @@ private:
     std::optional<uint32_t> m_last_target_id;
     std::vector<uint8_t> m_last_target_payload;
     uint16_t m_last_target_type = 0;
+    bool m_last_type_payload_valid = false;
+    bool m_reset_since_last_packet = false;
 
     // The stop we are in (to absorb the re-sent state change that follows a RESET).
     std::optional<std::vector<uint8_t>> m_current_stop;

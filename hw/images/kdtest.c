@@ -1,0 +1,99 @@
+/*
+ * kdtest.sys: the test driver of the kdcart simulator. DriverEntry starts a system thread
+ * (KdTestLoop) that runs forever on CPU 0: each iteration calls KdTestCompute and
+ * KdTestUpdate, prints "kdtest: tick N" about every two seconds and then waits with
+ * nt!KdSimWait (hlt). Breakpoint and stepping tests target these functions, so they stay
+ * real, exported, non-inlined functions.
+ */
+#include "sim_abi.h"
+
+typedef unsigned char UCHAR;
+typedef unsigned short USHORT;
+typedef unsigned short WCHAR;
+typedef unsigned int ULONG;
+typedef int NTSTATUS;
+typedef unsigned long long ULONG64;
+typedef void* PVOID;
+
+typedef struct _UNICODE_STRING {
+    USHORT Length;
+    USHORT MaximumLength;
+    WCHAR* Buffer;
+} UNICODE_STRING, *PUNICODE_STRING;
+
+typedef void (*PKSTART_ROUTINE)(PVOID StartContext);
+
+#define NTIMPORT __declspec(dllimport)
+#define NTEXPORT __declspec(dllexport)
+
+NTIMPORT ULONG DbgPrint(const char* Format, ...);
+NTIMPORT void KdSimWait(ULONG Milliseconds);
+NTIMPORT ULONG64 KeQueryInterruptTime(void);
+NTIMPORT ULONG KeGetCurrentProcessorNumber(void);
+NTIMPORT NTSTATUS PsCreateSystemThread(PVOID* ThreadHandle, ULONG DesiredAccess,
+                                       PVOID ObjectAttributes, PVOID ProcessHandle, PVOID ClientId,
+                                       PKSTART_ROUTINE StartRoutine, PVOID StartContext);
+
+#define KDTEST_BUFFER_SIZE 256
+
+NTEXPORT volatile ULONG64 KdTestCounter;
+NTEXPORT volatile ULONG64 KdTestLastValue;
+NTEXPORT volatile UCHAR KdTestBuffer[KDTEST_BUFFER_SIZE];
+NTEXPORT volatile ULONG KdTestTicks;
+
+NTEXPORT ULONG64 KdTestCompute(ULONG64 Input);
+NTEXPORT void KdTestUpdate(ULONG64 Value);
+
+/* Absolute pointers in data: the loader must relocate them (DIR64 base relocations). */
+typedef struct _KDTEST_INFO {
+    const char* Name;
+    volatile ULONG64* Counter;
+    volatile UCHAR* Buffer;
+    ULONG64 (*Compute)(ULONG64);
+    void (*Update)(ULONG64);
+} KDTEST_INFO;
+
+NTEXPORT const KDTEST_INFO KdTestInfo = {"kdtest", &KdTestCounter, KdTestBuffer, KdTestCompute,
+                                         KdTestUpdate};
+
+/* A little arithmetic: a few rounds of an LCG with an xorshift. */
+NTEXPORT __declspec(noinline) ULONG64 KdTestCompute(ULONG64 Input) {
+    ULONG64 acc = Input ^ 0x9E3779B97F4A7C15ULL;
+    for (int round = 0; round < 4; round++) {
+        acc = acc * 6364136223846793005ULL + 1442695040888963407ULL;
+        acc ^= acc >> 29;
+    }
+    return acc;
+}
+
+/* Writes the global counter and one byte of the buffer. */
+NTEXPORT __declspec(noinline) void KdTestUpdate(ULONG64 Value) {
+    ULONG64 next = KdTestCounter + 1;
+    KdTestBuffer[next % KDTEST_BUFFER_SIZE] = (UCHAR)Value;
+    KdTestLastValue = Value;
+    KdTestCounter = next;
+}
+
+NTEXPORT __declspec(noinline) void KdTestLoop(PVOID Context) {
+    (void)Context;
+    ULONG64 iteration = 0;
+    ULONG64 next_print = KeQueryInterruptTime();
+    for (;;) {
+        KdTestUpdate(KdTestCompute(iteration));
+        ULONG64 now = KeQueryInterruptTime();
+        if (now >= next_print) {
+            DbgPrint("kdtest: tick %d\n", (int)KdTestTicks);
+            KdTestTicks++;
+            next_print = now + (ULONG64)SIM_KDTEST_PRINT_INTERVAL_MS * 10000ULL;
+        }
+        iteration++;
+        KdSimWait(SIM_KDTEST_PERIOD_MS);
+    }
+}
+
+NTEXPORT NTSTATUS DriverEntry(PVOID DriverObject, PUNICODE_STRING RegistryPath) {
+    (void)DriverObject;
+    DbgPrint("kdtest: DriverEntry %wZ on cpu %u\n", RegistryPath, KeGetCurrentProcessorNumber());
+    PVOID thread = 0;
+    return PsCreateSystemThread(&thread, 0x1F03FF, 0, 0, 0, KdTestLoop, 0);
+}

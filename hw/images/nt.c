@@ -1,0 +1,632 @@
+/*
+ * ntoskrnl.exe of the kdcart simulator: a freestanding x64 PE built with clang-cl + lld-link.
+ *
+ * It holds what a kernel debugger host looks for in a real NT kernel (KdDebuggerDataBlock,
+ * PsLoadedModuleList, KiProcessorBlock, NtBuildLab, RtlpBreakWithStatusInstruction, ...)
+ * plus just enough code to run a driver: DbgPrint over the real debug service (int 0x2d),
+ * a system-thread start, an idle loop and a timer wait built on `hlt`.
+ * The simulator (hw/SimMachine.cpp) plays boot loader: it maps the images, fills the data
+ * structures and starts KiSystemStartup on CPU 0 and KiIdleLoop on the other CPUs.
+ */
+#include <stdarg.h>
+
+#include "sim_abi.h"
+
+typedef unsigned char UCHAR;
+typedef unsigned char BOOLEAN;
+typedef char CHAR;
+typedef char CCHAR;
+typedef unsigned short USHORT;
+typedef unsigned short WCHAR;
+typedef unsigned int ULONG;
+typedef int LONG;
+typedef int NTSTATUS;
+typedef unsigned long long ULONG64;
+typedef unsigned long long ULONG_PTR;
+typedef unsigned long long SIZE_T;
+typedef void* PVOID;
+
+typedef struct _LIST_ENTRY {
+    struct _LIST_ENTRY* Flink;
+    struct _LIST_ENTRY* Blink;
+} LIST_ENTRY;
+
+typedef struct _STRING {
+    USHORT Length;
+    USHORT MaximumLength;
+    CHAR* Buffer;
+} STRING, *PSTRING;
+
+typedef struct _UNICODE_STRING {
+    USHORT Length;
+    USHORT MaximumLength;
+    WCHAR* Buffer;
+} UNICODE_STRING, *PUNICODE_STRING;
+
+typedef void (*PKSTART_ROUTINE)(PVOID StartContext);
+typedef NTSTATUS (*PDRIVER_INITIALIZE)(PVOID DriverObject, PUNICODE_STRING RegistryPath);
+
+#define NTEXPORT __declspec(dllexport)
+#define STATUS_SUCCESS ((NTSTATUS)0)
+#define STATUS_INSUFFICIENT_RESOURCES ((NTSTATUS)0xC000009A)
+
+/* ------------------------------------------------------------------------------------------
+ * Exported data. The simulator fills most of it at load time, as KdInitSystem and the boot
+ * loader do on a real machine.
+ * ---------------------------------------------------------------------------------------- */
+NTEXPORT __declspec(align(16)) ULONG64 KdDebuggerDataBlock[0x380 / 8];
+NTEXPORT LIST_ENTRY KdpDebuggerDataListHead;
+NTEXPORT LIST_ENTRY PsLoadedModuleList;
+NTEXPORT LIST_ENTRY PsActiveProcessHead;
+NTEXPORT PVOID PsInitialSystemProcess;
+NTEXPORT PVOID PsIdleProcess;
+NTEXPORT PVOID KiProcessorBlock[64];
+NTEXPORT PVOID MmPhysicalMemoryBlock;
+NTEXPORT ULONG64 MmNumberOfPhysicalPages;
+NTEXPORT ULONG64 MmLowestPhysicalPage;
+NTEXPORT ULONG64 MmHighestPhysicalPage;
+NTEXPORT PVOID MmPfnDatabase;
+NTEXPORT PVOID MmNonPagedPoolStart;
+NTEXPORT PVOID MmNonPagedPoolEnd;
+NTEXPORT ULONG64 MmHighestUserAddress = 0x00007FFFFFFEFFFFULL;
+NTEXPORT ULONG64 MmSystemRangeStart = 0xFFFF800000000000ULL;
+NTEXPORT ULONG64 MmUserProbeAddress = 0x00007FFFFFFF0000ULL;
+NTEXPORT PVOID MmUnloadedDrivers;
+NTEXPORT ULONG MmLastUnloadedDriver;
+NTEXPORT PVOID PspCidTable;
+NTEXPORT PVOID KeLoaderBlock;
+NTEXPORT ULONG KeTimeIncrement = 100000; /* 10 ms in 100 ns units */
+NTEXPORT ULONG64 KiBugCheckData[5];
+NTEXPORT ULONG CmNtCSDVersion;
+NTEXPORT CHAR NtBuildLab[] = "19041.1.amd64fre.vb_release.191206-1406";
+NTEXPORT ULONG NtBuildNumber = 0xF0000000u | 19041u;
+NTEXPORT CCHAR KeNumberProcessors;
+NTEXPORT BOOLEAN KdDebuggerEnabled;
+NTEXPORT BOOLEAN KdDebuggerNotPresent = 1;
+
+/* DbgPrint also keeps the text in the kernel's circular print buffer (!dbgprint). */
+#define KD_PRINT_BUFFER_SIZE 0x1000
+NTEXPORT CHAR KdPrintDefaultCircularBuffer[KD_PRINT_BUFFER_SIZE];
+NTEXPORT CHAR* KdPrintCircularBuffer = KdPrintDefaultCircularBuffer;
+NTEXPORT CHAR* KdPrintCircularBufferEnd = KdPrintDefaultCircularBuffer + KD_PRINT_BUFFER_SIZE;
+NTEXPORT CHAR* KdPrintWritePointer = KdPrintDefaultCircularBuffer;
+NTEXPORT ULONG KdPrintRolloverCount;
+NTEXPORT ULONG KdPrintBufferSize = KD_PRINT_BUFFER_SIZE;
+
+/* ------------------------------------------------------------------------------------------
+ * Hand-written code: the break instructions the debugger relies on.
+ * RtlpBreakWithStatusInstruction is the int3 a break-in stops at (KDDEBUGGER_DATA64
+ * .BreakpointWithStatus); the host steps over it with Rip += 1 and the ret resumes.
+ * ---------------------------------------------------------------------------------------- */
+__asm__(".text\n"
+        ".globl DbgBreakPoint\n"
+        ".def DbgBreakPoint; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "DbgBreakPoint:\n"
+        "    int3\n"
+        "    ret\n"
+        ".globl DbgBreakPointWithStatus\n"
+        ".def DbgBreakPointWithStatus; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "DbgBreakPointWithStatus:\n"
+        "    movl %ecx, %eax\n"
+        ".globl RtlpBreakWithStatusInstruction\n"
+        ".def RtlpBreakWithStatusInstruction; .scl 2; .type 32; .endef\n"
+        "RtlpBreakWithStatusInstruction:\n"
+        "    int3\n"
+        "    ret\n"
+        ".globl KiUnexpectedInterrupt\n"
+        ".def KiUnexpectedInterrupt; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiUnexpectedInterrupt:\n"
+        "    hlt\n"
+        "    jmp KiUnexpectedInterrupt\n"
+        ".globl KiSystemCall64\n"
+        ".def KiSystemCall64; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiSystemCall64:\n"
+        "    ud2\n"
+        ".section .drectve,\"yn\"\n"
+        ".ascii \" -export:DbgBreakPoint -export:DbgBreakPointWithStatus\"\n"
+        ".ascii \" -export:RtlpBreakWithStatusInstruction\"\n"
+        ".ascii \" -export:KiUnexpectedInterrupt -export:KiSystemCall64\"\n"
+        ".text\n");
+
+void DbgBreakPointWithStatus(ULONG Status);
+
+/* ------------------------------------------------------------------------------------------
+ * Small runtime: the compiler may call these for struct copies; drivers import them.
+ * ---------------------------------------------------------------------------------------- */
+NTEXPORT void* memset(void* Dest, int Value, SIZE_T Count) {
+    void* ret = Dest;
+    __asm__ __volatile__("rep stosb" : "+D"(Dest), "+c"(Count) : "a"(Value) : "memory");
+    return ret;
+}
+
+NTEXPORT void* memcpy(void* Dest, const void* Src, SIZE_T Count) {
+    void* ret = Dest;
+    __asm__ __volatile__("rep movsb" : "+D"(Dest), "+S"(Src), "+c"(Count) : : "memory");
+    return ret;
+}
+
+NTEXPORT void* memmove(void* Dest, const void* Src, SIZE_T Count) {
+    UCHAR* d = (UCHAR*)Dest;
+    const UCHAR* s = (const UCHAR*)Src;
+    if (d <= s || d >= s + Count) {
+        return memcpy(Dest, Src, Count);
+    }
+    d += Count - 1;
+    s += Count - 1;
+    __asm__ __volatile__("std\n\trep movsb\n\tcld" : "+D"(d), "+S"(s), "+c"(Count) : : "memory");
+    return Dest;
+}
+
+NTEXPORT SIZE_T strlen(const char* Str) {
+    SIZE_T n = 0;
+    while (Str[n] != 0) {
+        n++;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Processor and time.
+ * ---------------------------------------------------------------------------------------- */
+static __inline ULONG64 KiReadGsQword(ULONG64 Offset) {
+    ULONG64 value;
+    __asm__ __volatile__("movq %%gs:(%1), %0" : "=r"(value) : "r"(Offset));
+    return value;
+}
+
+static __inline ULONG KiReadGsDword(ULONG64 Offset) {
+    ULONG value;
+    __asm__ __volatile__("movl %%gs:(%1), %0" : "=r"(value) : "r"(Offset));
+    return value;
+}
+
+NTEXPORT ULONG KeGetCurrentProcessorNumber(void) {
+    return KiReadGsDword(SIM_KPCR_PRCB + SIM_KPRCB_NUMBER);
+}
+
+NTEXPORT PVOID KeGetCurrentThread(void) {
+    return (PVOID)KiReadGsQword(SIM_KPCR_PRCB + SIM_KPRCB_CURRENT_THREAD);
+}
+
+NTEXPORT PVOID PsGetCurrentProcess(void) {
+    UCHAR* thread = (UCHAR*)KeGetCurrentThread();
+    return *(PVOID*)(thread + SIM_KTHREAD_APC_STATE_PROCESS);
+}
+
+#define KUSER_FIELD(type, offset) (*(volatile type*)(SIM_KUSER_SHARED_DATA + (offset)))
+
+/* Reads a KSYSTEM_TIME the way NT does: High1Time, LowPart, High2Time until they agree. */
+static ULONG64 KiReadSystemTime(ULONG Offset) {
+    for (;;) {
+        LONG high1 = KUSER_FIELD(LONG, Offset + 4);
+        ULONG low = KUSER_FIELD(ULONG, Offset);
+        LONG high2 = KUSER_FIELD(LONG, Offset + 8);
+        if (high1 == high2) {
+            return ((ULONG64)(ULONG)high1 << 32) | low;
+        }
+    }
+}
+
+NTEXPORT ULONG64 KeQueryInterruptTime(void) {
+    return KiReadSystemTime(SIM_KUSER_INTERRUPT_TIME);
+}
+
+NTEXPORT void KeQuerySystemTime(ULONG64* CurrentTime) {
+    *CurrentTime = KiReadSystemTime(SIM_KUSER_SYSTEM_TIME);
+}
+
+/* Waits about `Milliseconds` of real time. Each `hlt` sleeps until the next clock tick,
+ * so a waiting CPU costs the host nothing. */
+NTEXPORT __declspec(noinline) void KdSimWait(ULONG Milliseconds) {
+    ULONG64 deadline = KeQueryInterruptTime() + (ULONG64)Milliseconds * 10000ULL;
+    while (KeQueryInterruptTime() < deadline) {
+        __asm__ __volatile__("hlt" ::: "memory");
+    }
+}
+
+NTEXPORT __declspec(noinline) __declspec(noreturn) void KiIdleLoop(void) {
+    for (;;) {
+        __asm__ __volatile__("hlt" ::: "memory");
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Debug services (int 0x2d; the simulator steps over the int3 that follows, like NT's
+ * KiDebugServiceTrap).
+ * ---------------------------------------------------------------------------------------- */
+static __declspec(noinline) ULONG
+    DebugService(ULONG Service, ULONG64 Argument1, ULONG64 Argument2) {
+    ULONG status;
+    __asm__ __volatile__("int $0x2d\n\tint3"
+                         : "=a"(status)
+                         : "a"(Service), "c"(Argument1), "d"(Argument2)
+                         : "memory");
+    return status;
+}
+
+typedef struct _KD_OUTPUT {
+    CHAR* Buffer;
+    ULONG Capacity;
+    ULONG Length;
+} KD_OUTPUT;
+
+static void KdpPutChar(KD_OUTPUT* Out, CHAR Ch) {
+    if (Out->Length + 1 < Out->Capacity) {
+        Out->Buffer[Out->Length] = Ch;
+        Out->Length++;
+    }
+}
+
+static void KdpPutPadding(KD_OUTPUT* Out, CHAR Ch, int Count) {
+    while (Count-- > 0) {
+        KdpPutChar(Out, Ch);
+    }
+}
+
+static void KdpPutNumber(KD_OUTPUT* Out, ULONG64 Value, int Negative, ULONG Base, int Upper,
+                         int Width, int ZeroPad, int LeftAlign, int Plus) {
+    CHAR digits[24];
+    int count = 0;
+    const CHAR* set = Upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    do {
+        digits[count++] = set[Value % Base];
+        Value /= Base;
+    } while (Value != 0);
+    int sign = (Negative || Plus) ? 1 : 0;
+    int pad = Width - count - sign;
+    if (!LeftAlign && !ZeroPad) {
+        KdpPutPadding(Out, ' ', pad);
+    }
+    if (sign) {
+        KdpPutChar(Out, Negative ? '-' : '+');
+    }
+    if (!LeftAlign && ZeroPad) {
+        KdpPutPadding(Out, '0', pad);
+    }
+    while (count > 0) {
+        KdpPutChar(Out, digits[--count]);
+    }
+    if (LeftAlign) {
+        KdpPutPadding(Out, ' ', pad);
+    }
+}
+
+static void KdpPutString(KD_OUTPUT* Out, const CHAR* Ansi, const WCHAR* Wide, int Length, int Width,
+                         int LeftAlign) {
+    if (Ansi == 0 && Wide == 0) {
+        Ansi = "(null)";
+        Length = -1;
+    }
+    int n = 0;
+    if (Length < 0) {
+        if (Ansi != 0) {
+            while (Ansi[n] != 0) {
+                n++;
+            }
+        } else {
+            while (Wide[n] != 0) {
+                n++;
+            }
+        }
+    } else {
+        n = Length;
+    }
+    if (!LeftAlign) {
+        KdpPutPadding(Out, ' ', Width - n);
+    }
+    for (int i = 0; i < n; i++) {
+        KdpPutChar(Out, Ansi != 0 ? Ansi[i] : (CHAR)Wide[i]);
+    }
+    if (LeftAlign) {
+        KdpPutPadding(Out, ' ', Width - n);
+    }
+}
+
+/* The subset of the CRT printf grammar that drivers use with DbgPrint:
+ * flags - 0 + ; width and precision (digits or *); size h l ll I I32 I64 z w;
+ * conversions d i u x X o p c s S Z %. */
+static ULONG KdpFormat(CHAR* Buffer, ULONG Capacity, const CHAR* Format, va_list Args) {
+    KD_OUTPUT out = {Buffer, Capacity, 0};
+    const CHAR* f = Format;
+    while (*f != 0) {
+        if (*f != '%') {
+            KdpPutChar(&out, *f++);
+            continue;
+        }
+        f++;
+        int left = 0;
+        int zero = 0;
+        int plus = 0;
+        for (;; f++) {
+            if (*f == '-') {
+                left = 1;
+            } else if (*f == '0') {
+                zero = 1;
+            } else if (*f == '+') {
+                plus = 1;
+            } else if (*f == ' ' || *f == '#') {
+                /* accepted and ignored */
+            } else {
+                break;
+            }
+        }
+        int width = 0;
+        if (*f == '*') {
+            width = va_arg(Args, int);
+            if (width < 0) {
+                left = 1;
+                width = -width;
+            }
+            f++;
+        } else {
+            while (*f >= '0' && *f <= '9') {
+                width = width * 10 + (*f++ - '0');
+            }
+        }
+        int precision = -1;
+        if (*f == '.') {
+            f++;
+            precision = 0;
+            if (*f == '*') {
+                precision = va_arg(Args, int);
+                f++;
+            } else {
+                while (*f >= '0' && *f <= '9') {
+                    precision = precision * 10 + (*f++ - '0');
+                }
+            }
+        }
+        int size64 = 0;
+        int wide = 0;
+        int half = 0;
+        if (*f == 'h') {
+            half = 1;
+            f++;
+        } else if (*f == 'l') {
+            f++;
+            if (*f == 'l') {
+                size64 = 1;
+                f++;
+            }
+        } else if (*f == 'I') {
+            f++;
+            if (f[0] == '6' && f[1] == '4') {
+                size64 = 1;
+                f += 2;
+            } else if (f[0] == '3' && f[1] == '2') {
+                f += 2;
+            } else {
+                size64 = 1;
+            }
+        } else if (*f == 'z') {
+            size64 = 1;
+            f++;
+        } else if (*f == 'w') {
+            wide = 1;
+            f++;
+        }
+        CHAR conv = *f;
+        if (conv == 0) {
+            break;
+        }
+        f++;
+        switch (conv) {
+        case 'd':
+        case 'i': {
+            long long v = size64 ? va_arg(Args, long long) : (long long)va_arg(Args, int);
+            if (half) {
+                v = (short)v;
+            }
+            ULONG64 magnitude = v < 0 ? (ULONG64)0 - (ULONG64)v : (ULONG64)v;
+            KdpPutNumber(&out, magnitude, v < 0, 10, 0, width, zero, left, plus);
+            break;
+        }
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o': {
+            ULONG64 v = size64 ? va_arg(Args, ULONG64) : (ULONG64)va_arg(Args, ULONG);
+            if (half) {
+                v = (USHORT)v;
+            }
+            ULONG base = conv == 'u' ? 10 : (conv == 'o' ? 8 : 16);
+            KdpPutNumber(&out, v, 0, base, conv == 'X', width, zero, left, 0);
+            break;
+        }
+        case 'p':
+            KdpPutNumber(&out, (ULONG64)va_arg(Args, PVOID), 0, 16, 1, 16, 1, 0, 0);
+            break;
+        case 'c': {
+            CHAR ch = (CHAR)va_arg(Args, int);
+            KdpPutString(&out, &ch, 0, 1, width, left);
+            break;
+        }
+        case 's':
+        case 'S': {
+            int is_wide = wide || conv == 'S';
+            PVOID p = va_arg(Args, PVOID);
+            int len = -1;
+            if (p != 0 && precision >= 0) {
+                len = 0;
+                if (is_wide) {
+                    while (len < precision && ((const WCHAR*)p)[len] != 0) {
+                        len++;
+                    }
+                } else {
+                    while (len < precision && ((const CHAR*)p)[len] != 0) {
+                        len++;
+                    }
+                }
+            }
+            KdpPutString(&out, is_wide ? 0 : (const CHAR*)p, is_wide ? (const WCHAR*)p : 0, len,
+                         width, left);
+            break;
+        }
+        case 'Z': {
+            PVOID p = va_arg(Args, PVOID);
+            if (p == 0) {
+                KdpPutString(&out, 0, 0, -1, width, left);
+            } else if (wide) {
+                PUNICODE_STRING us = (PUNICODE_STRING)p;
+                KdpPutString(&out, 0, us->Buffer, us->Length / 2, width, left);
+            } else {
+                PSTRING s = (PSTRING)p;
+                KdpPutString(&out, s->Buffer, 0, s->Length, width, left);
+            }
+            break;
+        }
+        case '%':
+            KdpPutChar(&out, '%');
+            break;
+        default:
+            KdpPutChar(&out, '%');
+            KdpPutChar(&out, conv);
+            break;
+        }
+    }
+    if (out.Capacity != 0) {
+        out.Buffer[out.Length] = 0;
+    }
+    return out.Length;
+}
+
+static void KdpLogToCircularBuffer(const CHAR* Text, ULONG Length) {
+    for (ULONG i = 0; i < Length; i++) {
+        *KdPrintWritePointer++ = Text[i];
+        if (KdPrintWritePointer >= KdPrintCircularBufferEnd) {
+            KdPrintWritePointer = KdPrintCircularBuffer;
+            KdPrintRolloverCount++;
+        }
+    }
+}
+
+static ULONG KdpPrint(const CHAR* Format, va_list Args) {
+    CHAR buffer[512];
+    ULONG length = KdpFormat(buffer, sizeof(buffer), Format, Args);
+    KdpLogToCircularBuffer(buffer, length);
+    return DebugService(SIM_BREAKPOINT_PRINT, (ULONG64)buffer, length);
+}
+
+NTEXPORT ULONG DbgPrint(const CHAR* Format, ...) {
+    va_list args;
+    va_start(args, Format);
+    ULONG status = KdpPrint(Format, args);
+    va_end(args);
+    return status;
+}
+
+NTEXPORT ULONG DbgPrintEx(ULONG ComponentId, ULONG Level, const CHAR* Format, ...) {
+    (void)ComponentId;
+    (void)Level;
+    va_list args;
+    va_start(args, Format);
+    ULONG status = KdpPrint(Format, args);
+    va_end(args);
+    return status;
+}
+
+NTEXPORT ULONG vDbgPrintEx(ULONG ComponentId, ULONG Level, const CHAR* Format, va_list Args) {
+    (void)ComponentId;
+    (void)Level;
+    return KdpPrint(Format, Args);
+}
+
+static void KdpImageSymbols(ULONG Service, PSTRING FileName, PVOID ImageBase) {
+    CHAR path[260];
+    ULONG length = FileName->Length < sizeof(path) - 1 ? FileName->Length : sizeof(path) - 1;
+    memcpy(path, FileName->Buffer, length);
+    path[length] = 0;
+    /* SizeOfImage and CheckSum come from the image's own optional header. */
+    const UCHAR* base = (const UCHAR*)ImageBase;
+    ULONG nt = *(const ULONG*)(base + 0x3C);
+    SIM_SYMBOL_INFO info;
+    info.BaseOfDll = (ULONG64)ImageBase;
+    info.SizeOfImage = *(const ULONG*)(base + nt + 24 + 56);
+    info.CheckSum = *(const ULONG*)(base + nt + 24 + 64);
+    DebugService(Service, (ULONG64)path, (ULONG64)&info);
+}
+
+NTEXPORT void DbgLoadImageSymbols(PSTRING FileName, PVOID ImageBase, ULONG_PTR ProcessId) {
+    (void)ProcessId;
+    KdpImageSymbols(SIM_BREAKPOINT_LOAD_SYMBOLS, FileName, ImageBase);
+}
+
+NTEXPORT void DbgUnLoadImageSymbols(PSTRING FileName, PVOID ImageBase, ULONG_PTR ProcessId) {
+    (void)ProcessId;
+    KdpImageSymbols(SIM_BREAKPOINT_UNLOAD_SYMBOLS, FileName, ImageBase);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Bug checks.
+ * ---------------------------------------------------------------------------------------- */
+NTEXPORT __declspec(noreturn) void KeBugCheckEx(ULONG BugCheckCode, ULONG_PTR Parameter1,
+                                                ULONG_PTR Parameter2, ULONG_PTR Parameter3,
+                                                ULONG_PTR Parameter4) {
+    KiBugCheckData[0] = BugCheckCode;
+    KiBugCheckData[1] = Parameter1;
+    KiBugCheckData[2] = Parameter2;
+    KiBugCheckData[3] = Parameter3;
+    KiBugCheckData[4] = Parameter4;
+    DbgPrint("\n*** Fatal System Error: 0x%08lx\n                       (0x%p,0x%p,0x%p,0x%p)\n\n",
+             BugCheckCode, (PVOID)Parameter1, (PVOID)Parameter2, (PVOID)Parameter3,
+             (PVOID)Parameter4);
+    DbgBreakPointWithStatus(SIM_DBG_STATUS_BUGCHECK_FIRST);
+    KiIdleLoop();
+}
+
+NTEXPORT __declspec(noreturn) void KeBugCheck(ULONG BugCheckCode) {
+    KeBugCheckEx(BugCheckCode, 0, 0, 0, 0);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * System threads and boot. There is no scheduler: the first system thread a boot driver
+ * creates runs on CPU 0 once all boot drivers are initialised.
+ * ---------------------------------------------------------------------------------------- */
+static PKSTART_ROUTINE PspPendingStartRoutine;
+static PVOID PspPendingStartContext;
+
+NTEXPORT NTSTATUS PsCreateSystemThread(PVOID* ThreadHandle, ULONG DesiredAccess,
+                                       PVOID ObjectAttributes, PVOID ProcessHandle, PVOID ClientId,
+                                       PKSTART_ROUTINE StartRoutine, PVOID StartContext) {
+    (void)DesiredAccess;
+    (void)ObjectAttributes;
+    (void)ProcessHandle;
+    (void)ClientId;
+    if (PspPendingStartRoutine != 0) {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    PspPendingStartRoutine = StartRoutine;
+    PspPendingStartContext = StartContext;
+    if (ThreadHandle != 0) {
+        *ThreadHandle = (PVOID)0xFFFFFFFF80000004ULL;
+    }
+    return STATUS_SUCCESS;
+}
+
+NTEXPORT __declspec(noinline) __declspec(noreturn) void PspSystemThreadStartup(
+    PKSTART_ROUTINE StartRoutine, PVOID StartContext) {
+    StartRoutine(StartContext);
+    KiIdleLoop();
+}
+
+NTEXPORT __declspec(noreturn) void KiSystemStartup(SIM_LOADER_BLOCK* LoaderBlock) {
+    KeLoaderBlock = LoaderBlock;
+    for (ULONG64 i = 0; i < LoaderBlock->DriverCount && i < SIM_MAX_BOOT_DRIVERS; i++) {
+        SIM_BOOT_DRIVER* driver = &LoaderBlock->Drivers[i];
+        PDRIVER_INITIALIZE entry = (PDRIVER_INITIALIZE)driver->DriverEntry;
+        NTSTATUS status = entry((PVOID)driver->DriverObject, (PUNICODE_STRING)driver->RegistryPath);
+        if (status < 0) {
+            DbgPrint("nt: boot driver at %p failed to initialize (0x%08x)\n",
+                     (PVOID)driver->ImageBase, status);
+        }
+    }
+    KeLoaderBlock = 0;
+    if (PspPendingStartRoutine != 0) {
+        PspSystemThreadStartup(PspPendingStartRoutine, PspPendingStartContext);
+    }
+    KiIdleLoop();
+}

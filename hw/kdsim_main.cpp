@@ -1,0 +1,132 @@
+// kdsim: a simulated Windows x64 kernel (SimMachine) that speaks KDCOM to a kernel debugger
+// over a pseudo-terminal, an AF_UNIX socket or TCP on 127.0.0.1.
+//
+//   kdsim --pty [--baud 115200]   prints "pty: /dev/pts/N" on stdout, then serves that pty
+//   kdsim --unix /tmp/kd.sock     listens there (VM "pipe" style)
+//   kdsim --tcp 5555              listens on 127.0.0.1:5555
+//
+// The machine runs freely (boot, DbgPrint) until a host breaks in. kdsim keeps running when the
+// host goes away; a new host can attach later. Logs go to stderr.
+#include "hw/KdTarget.h"
+#include "hw/SimMachine.h"
+#include "transport/ByteStream.h"
+#include "transport/PacketLink.h"
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+
+namespace {
+
+volatile std::sig_atomic_t g_stop = 0;
+
+void on_signal(int) {
+    g_stop = 1;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    using namespace kdcart;
+    CLI::App app{"kdsim: a simulated Windows x64 kernel for kernel-debugger hosts (KDCOM)"};
+    bool use_pty = false;
+    std::string unix_path;
+    int tcp_port = 0;
+    unsigned baud = 0;
+    unsigned cpus = 1;
+    std::string image_dir;
+    bool verbose = false;
+    auto* pty_opt = app.add_flag("--pty", use_pty,
+                                 "serve a new pseudo-terminal; its path is printed on stdout");
+    auto* unix_opt = app.add_option("--unix", unix_path, "listen on this AF_UNIX socket path");
+    auto* tcp_opt =
+        app.add_option("--tcp", tcp_port, "listen on 127.0.0.1:PORT")->check(CLI::Range(1, 65535));
+    pty_opt->excludes(unix_opt)->excludes(tcp_opt);
+    unix_opt->excludes(tcp_opt);
+    app.add_option("--baud", baud, "pace the line like a UART at this rate (0 = unpaced)")
+        ->capture_default_str();
+    app.add_option("--cpus", cpus, "number of processors")
+        ->check(CLI::Range(1, 8))
+        ->capture_default_str();
+    app.add_option("--image-dir", image_dir,
+                   "directory with ntoskrnl.exe, hal.dll, kdcom.dll, kdtest.sys")
+        ->check(CLI::ExistingDirectory);
+    app.add_flag("-v,--verbose", verbose, "debug logging on stderr");
+    CLI11_PARSE(app, argc, argv);
+
+    auto logger = spdlog::stderr_color_mt("kdsim");
+    spdlog::set_default_logger(logger);
+    spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+
+    if (!use_pty && unix_path.empty() && tcp_port == 0) {
+        spdlog::error("choose a link: --pty, --unix PATH or --tcp PORT");
+        return 2;
+    }
+
+    std::signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+
+    hw::SimConfig config;
+    config.cpus = cpus;
+    if (!image_dir.empty()) {
+        config.image_dir = image_dir;
+    }
+    auto machine = hw::SimMachine::create(config);
+    if (!machine) {
+        spdlog::error("cannot build the machine: {}", machine.error().message);
+        return 1;
+    }
+    spdlog::info("machine up: {} cpu(s), kernel at {:#x}, images from {}", cpus,
+                 (*machine)->kernel_base(), config.image_dir.string());
+
+    hw::KdTarget target(**machine);
+    std::unique_ptr<transport::StreamListener> listener;
+    if (use_pty) {
+        auto pair = transport::open_pty_master();
+        if (!pair) {
+            spdlog::error("cannot open a pty: {}", pair.error().message);
+            return 1;
+        }
+        std::printf("pty: %s\n", pair->slave_path.c_str());
+        std::fflush(stdout);
+        target.attach(transport::make_kdcom_link(
+            transport::make_paced_stream(std::move(pair->master), baud)));
+    } else {
+        auto l = unix_path.empty() ? transport::listen_tcp(static_cast<uint16_t>(tcp_port))
+                                   : transport::listen_unix(unix_path);
+        if (!l) {
+            spdlog::error("cannot listen: {}", l.error().message);
+            return 1;
+        }
+        listener = std::move(*l);
+        spdlog::info("listening on {}", listener->describe());
+    }
+
+    while (g_stop == 0) {
+        if (listener && !target.attached()) {
+            auto stream = listener->accept(transport::Millis(0));
+            if (stream) {
+                spdlog::info("host connected: {}", (*stream)->describe());
+                target.attach(transport::make_kdcom_link(
+                    transport::make_paced_stream(std::move(*stream), baud)));
+            }
+        }
+        hw::StepStatus status = target.step();
+        if (status == hw::StepStatus::LinkDown && listener && target.attached()) {
+            spdlog::info("host disconnected");
+            target.detach();
+        }
+    }
+    const auto& s = target.stats();
+    spdlog::info("exiting: {} packets out, {} in, {} state changes, {} prints sent, {} dropped",
+                 s.packets_sent, s.packets_received, s.state_changes, s.prints_sent,
+                 s.prints_dropped);
+    return 0;
+}
