@@ -1,7 +1,9 @@
 // kdcart: a Linux crash cart for the Windows kernel debugger protocol.
 #include "cli/ConnectionString.h"
+#include "cli/KdnetDecode.h"
 #include "cli/Repl.h"
 #include "cli/SimLauncher.h"
+#include "transport/KdnetLink.h"
 #include "transport/PacketLink.h"
 
 #include <CLI/CLI.hpp>
@@ -51,8 +53,27 @@ Result<std::unique_ptr<transport::PacketLink>> open_link(const cli::ConnectionSp
     case Kind::Tcp:
         stream = transport::connect_tcp(spec.port);
         break;
-    case Kind::Net:
-        return make_error(Errc::Unsupported, "KDNET (net:) is not in this build yet");
+    case Kind::Net: {
+        transport::KdnetHostConfig cfg;
+        try {
+            size_t used = 0;
+            unsigned long port = std::stoul(spec.port, &used, 10);
+            if (used != spec.port.size() || port == 0 || port > 65535) {
+                throw std::out_of_range(spec.port);
+            }
+            cfg.port = static_cast<uint16_t>(port);
+        } catch (...) {
+            return make_error(Errc::InvalidArgument, "bad KDNET port '" + spec.port + "'");
+        }
+        if (!spec.host_ip.empty()) {
+            cfg.host_ip = spec.host_ip;
+        }
+        if (spec.key.empty()) {
+            return make_error(Errc::InvalidArgument, "-k net: needs key=w.x.y.z");
+        }
+        cfg.key = spec.key;
+        return transport::make_kdnet_host_link(cfg);
+    }
     }
     if (!stream) {
         return tl::unexpected(stream.error());
@@ -106,7 +127,8 @@ int main(int argc, char** argv) {
 
     auto* k = app.add_option("-k", kstring,
                              "Connection: com:port=/dev/ttyS0[,baud=115200] | "
-                             "com:pipe,port=/path/to/socket | com:tcp,port=HOST:PORT");
+                             "com:pipe,port=/path/to/socket | com:tcp,port=HOST:PORT | "
+                             "net:port=50000,key=w.x.y.z[,hostip=A.B.C.D]");
     auto* s = app.add_option("--sim", sim,
                              "Start the simulated target (kdsim) on a virtual null-modem and attach")
                   ->expected(0, 1)
@@ -121,10 +143,33 @@ int main(int argc, char** argv) {
     app.add_option("--kdsim", kdsim_path, "Path of the kdsim program (for --sim)");
     app.add_option("--sim-baud", sim_baud, "Simulated UART speed for --sim (0 = unpaced)");
     app.add_option("--sim-cpus", sim_cpus, "Processors of the simulated target");
+    std::string decode_path;
+    std::string decode_key;
+    app.add_option("--decode", decode_path,
+                   "Decrypt and print a KDNET capture (pcap/pcapng, optionally .gz), one line per "
+                   "datagram");
+    app.add_option("--key", decode_key, "KDNET key w.x.y.z for --decode");
     CLI11_PARSE(app, argc, argv);
 
     spdlog::set_default_logger(spdlog::stderr_color_st("kdcart"));
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
+
+    if (!decode_path.empty()) {
+        if (decode_key.empty()) {
+            std::fprintf(stderr, "kdcart: --decode needs --key w.x.y.z\n");
+            return 2;
+        }
+        auto result = cli::kdnet_decode_capture(decode_path, decode_key);
+        if (!result) {
+            std::fprintf(stderr, "kdcart: %s\n", result.error().message.c_str());
+            return 1;
+        }
+        for (const auto& line : result->lines) {
+            std::printf("%s\n", line.c_str());
+        }
+        std::printf("%s\n", result->summary.to_string().c_str());
+        return 0;
+    }
 
     if (kstring.empty() && s->count() == 0) {
         std::fprintf(stderr, "kdcart: give -k CONNECTION or --sim (see --help)\n");
@@ -173,7 +218,13 @@ int main(int argc, char** argv) {
     install_sigint();
     StdOutput out;
     cli::Repl repl(out);
-    engine::Debugger dbg(std::move(*link), &repl);
+    protocol::SessionOptions session_options;
+    if (spec.kind == cli::ConnectionSpec::Kind::Net) {
+        // WinDbg retransmits after about 0.5 s on KDNET [kd-protocol.md §4.6].
+        session_options.ack_timeout = std::chrono::milliseconds(500);
+        session_options.send_retries = 10;
+    }
+    engine::Debugger dbg(std::move(*link), &repl, session_options);
     repl.set_debugger(&dbg);
 
     out.write("kdcart " KDCART_VERSION " - Windows kernel debugger for Linux\n");

@@ -174,6 +174,16 @@ Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
 
 Result<void> KdSession::pump(Millis timeout) {
     auto ev = m_link->receive(timeout);
+    for (auto& notice : m_link->take_notices()) {
+        if (m_delegate) {
+            m_delegate->on_link_notice(notice);
+        }
+    }
+    // A new KDNET handshake means a (re)booted target: its ids start again at 0.
+    if (const auto hs = m_link->stats().handshakes; hs != m_handshakes_seen) {
+        m_handshakes_seen = hs;
+        reset_ids();
+    }
     if (!ev) {
         return tl::unexpected(ev.error());
     }

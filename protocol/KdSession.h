@@ -116,6 +116,7 @@ private:
     bool m_reset_seen = false;
     bool m_awaiting_reset_reply = false;
     bool m_resync_needed = false;
+    uint64_t m_handshakes_seen = 0;
     bool m_synced = false;
 
     // Last accepted target packet (duplicate detection).

@@ -45,6 +45,9 @@ struct LinkStats {
     uint64_t garbage_bytes = 0; // bytes dropped while hunting for a leader
     uint64_t bad_packets = 0;   // checksum, trailer, length
     uint64_t dropped = 0;       // datagrams dropped (KDNET: bad tag, short, not MDBG)
+    uint64_t auth_failures = 0; // KDNET: datagrams whose tag did not verify (also in dropped)
+    uint64_t replays = 0;       // KDNET: a seq seen before, or our own datagram reflected
+    uint64_t handshakes = 0;    // KDNET: OFFER/RESPONSE exchanges that set a data key
 };
 
 } // namespace kdcart::transport

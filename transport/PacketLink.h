@@ -4,6 +4,8 @@
 #include "transport/ByteStream.h"
 #include "transport/KdPacket.h"
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace kdcart::transport {
 
@@ -22,6 +24,9 @@ public:
     virtual void discard_input() {}
     // Largest KD payload (manipulate header + data) one packet may carry on this link.
     virtual uint32_t max_payload() const { return 4000; }
+    // Link-level news for the user that is not a packet (KDNET: "OFFERs arrive but do not
+    // authenticate (likely a wrong key)", "target connected"). Each notice is returned once.
+    virtual std::vector<std::string> take_notices() { return {}; }
 };
 
 // KDCOM framing over any byte stream.
