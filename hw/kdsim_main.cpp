@@ -6,7 +6,8 @@
 //   kdsim --tcp 5555              listens on 127.0.0.1:5555
 //
 // The machine runs freely (boot, DbgPrint) until a host breaks in. kdsim keeps running when the
-// host goes away; a new host can attach later. Logs go to stderr.
+// host goes away; a new host can attach later. Logs go to stderr. With --pty, kdsim also exits
+// when the process that started it dies (that process holds the other end of the pty).
 #include "hw/KdTarget.h"
 #include "hw/SimMachine.h"
 #include "transport/ByteStream.h"
@@ -18,6 +19,8 @@
 
 #include <csignal>
 #include <cstdio>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 namespace {
 
@@ -89,6 +92,13 @@ int main(int argc, char** argv) {
     hw::KdTarget target(**machine);
     std::unique_ptr<transport::StreamListener> listener;
     if (use_pty) {
+        // Whoever started us (kdcart --sim) owns the other end of the pty: when it dies
+        // without stopping us, leave too instead of lingering as an orphan.
+        pid_t parent = ::getppid();
+        ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (::getppid() != parent) {
+            return 0;
+        }
         auto pair = transport::open_pty_master();
         if (!pair) {
             spdlog::error("cannot open a pty: {}", pair.error().message);
