@@ -31,6 +31,21 @@ SimLauncher::~SimLauncher() {
 }
 
 Result<std::string> SimLauncher::start_pty(const SimOptions& options) {
+    return spawn(options, {"--pty", "--baud", std::to_string(options.baud)}, "pty: ");
+}
+
+Result<void> SimLauncher::start_kdnet(const SimOptions& options, uint16_t host_port,
+                                      const std::string& key) {
+    auto r = spawn(options,
+                   {"--kdnet", "127.0.0.1:" + std::to_string(host_port), "--key", key}, "kdnet: ");
+    if (!r) {
+        return tl::unexpected(r.error());
+    }
+    return {};
+}
+
+Result<std::string> SimLauncher::spawn(const SimOptions& options, std::vector<std::string> extra,
+                                       const std::string& prefix) {
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) != 0) {
         return make_error(Errc::Io, std::string("pipe: ") + std::strerror(errno));
@@ -39,9 +54,8 @@ Result<std::string> SimLauncher::start_pty(const SimOptions& options) {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    std::vector<std::string> args = {options.kdsim_path, "--pty", "--baud",
-                                     std::to_string(options.baud), "--cpus",
-                                     std::to_string(options.cpus)};
+    std::vector<std::string> args = {options.kdsim_path, "--cpus", std::to_string(options.cpus)};
+    args.insert(args.end(), extra.begin(), extra.end());
     if (options.verbose) {
         args.push_back("-v");
     }
@@ -59,7 +73,7 @@ Result<std::string> SimLauncher::start_pty(const SimOptions& options) {
         return make_error(Errc::NotFound,
                           "cannot start " + options.kdsim_path + ": " + std::strerror(rc));
     }
-    // Read the first line: "pty: /dev/pts/N".
+    // Read the first line: "pty: /dev/pts/N" or "kdnet: ...".
     std::string line;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (line.find('\n') == std::string::npos) {
@@ -69,7 +83,7 @@ Result<std::string> SimLauncher::start_pty(const SimOptions& options) {
         if (left <= 0) {
             ::close(pipefd[0]);
             stop();
-            return make_error(Errc::Timeout, "kdsim did not report its pty");
+            return make_error(Errc::Timeout, "kdsim did not start its link");
         }
         pollfd pfd{pipefd[0], POLLIN, 0};
         if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) {
@@ -80,13 +94,12 @@ Result<std::string> SimLauncher::start_pty(const SimOptions& options) {
         if (n <= 0) {
             ::close(pipefd[0]);
             stop();
-            return make_error(Errc::Disconnected, "kdsim exited before reporting its pty");
+            return make_error(Errc::Disconnected, "kdsim exited before starting its link");
         }
         line.append(c, static_cast<size_t>(n));
     }
     ::close(pipefd[0]);
     line = line.substr(0, line.find('\n'));
-    const std::string prefix = "pty: ";
     if (line.rfind(prefix, 0) != 0) {
         stop();
         return make_error(Errc::Malformed, "unexpected kdsim output: " + line);

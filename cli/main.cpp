@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <editline/readline.h>
 #include <iostream>
+#include <random>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -81,6 +82,22 @@ Result<std::unique_ptr<transport::PacketLink>> open_link(const cli::ConnectionSp
     return transport::make_kdcom_link(std::move(*stream));
 }
 
+// A fresh KDNET key for the simulated target: four random base-36 parts.
+std::string random_kdnet_key() {
+    std::random_device rd;
+    std::string key;
+    for (int part = 0; part < 4; ++part) {
+        uint64_t v = (static_cast<uint64_t>(rd()) << 32 | rd()) % 2821109907456ull; // 36^8
+        std::string digits;
+        do {
+            digits.insert(digits.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[v % 36]);
+            v /= 36;
+        } while (v != 0);
+        key += (part ? "." : "") + digits;
+    }
+    return key;
+}
+
 // Reads one command line: libedit on a terminal, plain lines otherwise.
 std::optional<std::string> read_command(cli::Repl& repl, bool interactive) {
     if (interactive) {
@@ -130,7 +147,8 @@ int main(int argc, char** argv) {
                              "com:pipe,port=/path/to/socket | com:tcp,port=HOST:PORT | "
                              "net:port=50000,key=w.x.y.z[,hostip=A.B.C.D]");
     auto* s = app.add_option("--sim", sim,
-                             "Start the simulated target (kdsim) on a virtual null-modem and attach")
+                             "Start the simulated target (kdsim) and attach: com = virtual null-modem at "
+                             "115200 baud, net = KDNET on 127.0.0.1")
                   ->expected(0, 1)
                   ->default_str("com");
     k->excludes(s);
@@ -178,28 +196,48 @@ int main(int argc, char** argv) {
 
     cli::SimLauncher launcher;
     cli::ConnectionSpec spec;
+    std::unique_ptr<transport::PacketLink> sim_link;
     if (s->count() > 0) {
         if (sim.empty()) {
             sim = "com";
-        }
-        if (sim != "com") {
-            std::fprintf(stderr, "kdcart: --sim %s is not in this build yet (use --sim com)\n",
-                         sim.c_str());
-            return 2;
         }
         cli::SimOptions so;
         so.kdsim_path = kdsim_path;
         so.baud = sim_baud;
         so.cpus = sim_cpus;
         so.verbose = verbose;
-        auto pty = launcher.start_pty(so);
-        if (!pty) {
-            std::fprintf(stderr, "kdcart: %s\n", pty.error().message.c_str());
-            return 1;
+        if (sim == "com") {
+            auto pty = launcher.start_pty(so);
+            if (!pty) {
+                std::fprintf(stderr, "kdcart: %s\n", pty.error().message.c_str());
+                return 1;
+            }
+            spec.kind = cli::ConnectionSpec::Kind::Serial;
+            spec.port = *pty;
+            spec.baud = sim_baud ? sim_baud : 115200;
+        } else if (sim == "net") {
+            // Our end binds a free loopback port; kdsim offers to it with a fresh key.
+            spec.kind = cli::ConnectionSpec::Kind::Net;
+            spec.key = random_kdnet_key();
+            transport::KdnetHostConfig cfg;
+            cfg.port = 0;
+            cfg.host_ip = "127.0.0.1";
+            cfg.key = spec.key;
+            auto host = transport::KdnetLink::create_host(cfg);
+            if (!host) {
+                std::fprintf(stderr, "kdcart: %s\n", host.error().message.c_str());
+                return 1;
+            }
+            if (auto r = launcher.start_kdnet(so, (*host)->local_port(), spec.key); !r) {
+                std::fprintf(stderr, "kdcart: %s\n", r.error().message.c_str());
+                return 1;
+            }
+            sim_link = std::move(*host);
+        } else {
+            std::fprintf(stderr, "kdcart: --sim %s is not in this build (com, net)\n",
+                         sim.c_str());
+            return 2;
         }
-        spec.kind = cli::ConnectionSpec::Kind::Serial;
-        spec.port = *pty;
-        spec.baud = sim_baud ? sim_baud : 115200;
     } else {
         auto parsed = cli::parse_connection_string(kstring);
         if (!parsed) {
@@ -209,7 +247,8 @@ int main(int argc, char** argv) {
         spec = *parsed;
     }
 
-    auto link = open_link(spec);
+    auto link = sim_link ? Result<std::unique_ptr<transport::PacketLink>>(std::move(sim_link))
+                         : open_link(spec);
     if (!link) {
         std::fprintf(stderr, "kdcart: %s\n", link.error().message.c_str());
         return 1;

@@ -52,8 +52,52 @@ KdTarget::~KdTarget() {
     m_machine.set_page_in_callback({});
 }
 
+// Packet ids per link (kd-protocol.md §1.4, §4.4): KDCOM starts at INITIAL|SYNC and toggles
+// bit 0; KDNET counts up by 2 from 0 (target) and from 0x80000000 (host), without SYNC.
+bool KdTarget::kdnet() const {
+    return m_link && m_link->id_scheme() == transport::IdScheme::Kdnet;
+}
+
+void KdTarget::reset_ids(bool on_reset) {
+    if (kdnet()) {
+        // A KDNET RESET resynchronises the host's ids; the target keeps counting its own
+        // (the Win8.1 capture answers RESET with id 0x926). A reboot starts from 0.
+        if (!on_reset) {
+            m_send_id = 0;
+        }
+        m_recv_id = KDNET_HOST_INITIAL_ID;
+        return;
+    }
+    m_send_id = INITIAL_PACKET_ID | SYNC_PACKET_ID;
+    m_recv_id = INITIAL_PACKET_ID;
+}
+
+bool KdTarget::ack_matches(uint32_t id) const {
+    if (kdnet()) {
+        return id == m_send_id;
+    }
+    return (id & ~SYNC_PACKET_ID) == (m_send_id & ~SYNC_PACKET_ID);
+}
+
+void KdTarget::advance_send_id() {
+    if (kdnet()) {
+        m_send_id += 2;
+    } else {
+        m_send_id = (m_send_id ^ 1) & ~SYNC_PACKET_ID;
+    }
+}
+
+uint32_t KdTarget::next_recv_id(uint32_t id) const {
+    return kdnet() ? id + 2 : id ^ 1;
+}
+
+bool KdTarget::is_previous_recv_id(uint32_t id) const {
+    return kdnet() ? id + 2 == m_recv_id : id == (m_recv_id ^ 1);
+}
+
 void KdTarget::attach(std::unique_ptr<transport::PacketLink> link) {
     m_link = std::move(link);
+    reset_ids(/*on_reset=*/false);
     lose_host(); // until it says something
     if (m_link) {
         spdlog::debug("kd: attached {}", m_link->describe());
@@ -331,9 +375,8 @@ void KdTarget::handle_packet(const KdPacket& p) {
     note_host();
     switch (p.type) {
     case PACKET_TYPE_KD_ACKNOWLEDGE:
-        if (m_out && m_out->sent && (p.id & ~SYNC_PACKET_ID) == (m_send_id & ~SYNC_PACKET_ID)) {
-            m_send_id ^= 1;
-            m_send_id &= ~SYNC_PACKET_ID;
+        if (m_out && m_out->sent && ack_matches(p.id)) {
+            advance_send_id();
             outstanding_done(true);
         }
         return;
@@ -344,8 +387,7 @@ void KdTarget::handle_packet(const KdPacket& p) {
     case PACKET_TYPE_KD_RESET:
         spdlog::debug("kd: RESET from host");
         m_stats.resets++;
-        m_send_id = INITIAL_PACKET_ID | SYNC_PACKET_ID;
-        m_recv_id = INITIAL_PACKET_ID;
+        reset_ids(/*on_reset=*/true);
         send_control(PACKET_TYPE_KD_RESET, m_send_id);
         handle_reset_or_resend(true);
         return;
@@ -357,8 +399,8 @@ void KdTarget::handle_packet(const KdPacket& p) {
     }
     if (p.id == m_recv_id) {
         send_control(PACKET_TYPE_KD_ACKNOWLEDGE, p.id);
-        m_recv_id ^= 1;
-    } else if (p.id == (m_recv_id ^ 1)) {
+        m_recv_id = next_recv_id(m_recv_id);
+    } else if (is_previous_recv_id(p.id)) {
         // Our ACK was lost and the host sent it again.
         send_control(PACKET_TYPE_KD_ACKNOWLEDGE, p.id);
         m_stats.duplicates++;
@@ -375,8 +417,7 @@ void KdTarget::handle_packet(const KdPacket& p) {
     }
     if (m_out && m_out->sent && m_out->kind != OutKind::Print) {
         // A new request means the host has our last packet; its ACK got lost.
-        m_send_id ^= 1;
-        m_send_id &= ~SYNC_PACKET_ID;
+        advance_send_id();
         outstanding_done(true);
     }
     if (m_mode != Mode::Stopped || (m_out && m_out->kind == OutKind::StateChange)) {
@@ -546,8 +587,10 @@ void KdTarget::handle_manipulate(std::span<const uint8_t> payload) {
         m_breakpoints = {};
         m_owed = false;
         m_mode = Mode::Running;
-        m_send_id = INITIAL_PACKET_ID | SYNC_PACKET_ID;
-        m_recv_id = INITIAL_PACKET_ID;
+        reset_ids(/*on_reset=*/false);
+        if (m_link) {
+            m_link->restart(); // KDNET: a rebooted target offers a new session
+        }
         set_debugger_not_present(!m_host_present);
         break;
     }

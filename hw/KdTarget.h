@@ -80,6 +80,12 @@ class KdTarget {
     static constexpr uint32_t BREAKPOINT_TABLE_SIZE = 32; // KD_BREAKPOINT_MAX
 
   private:
+    bool kdnet() const;
+    void reset_ids(bool on_reset);
+    bool ack_matches(uint32_t id) const;
+    void advance_send_id();
+    uint32_t next_recv_id(uint32_t id) const;
+    bool is_previous_recv_id(uint32_t id) const;
     enum class Mode { Running, Stopped };
     enum class OutKind { Print, StateChange, Reply };
     struct Outstanding {

@@ -11,6 +11,7 @@
 #include "hw/KdTarget.h"
 #include "hw/SimMachine.h"
 #include "transport/ByteStream.h"
+#include "transport/KdnetLink.h"
 #include "transport/PacketLink.h"
 
 #include <CLI/CLI.hpp>
@@ -49,6 +50,16 @@ int main(int argc, char** argv) {
         app.add_option("--tcp", tcp_port, "listen on 127.0.0.1:PORT")->check(CLI::Range(1, 65535));
     pty_opt->excludes(unix_opt)->excludes(tcp_opt);
     unix_opt->excludes(tcp_opt);
+    std::string kdnet_host;
+    std::string kdnet_key;
+    unsigned kdnet_version = 5;
+    auto* kdnet_opt = app.add_option("--kdnet", kdnet_host,
+                                     "be a KDNET target talking to the debugger at HOSTIP:PORT");
+    app.add_option("--key", kdnet_key, "KDNET key w.x.y.z (with --kdnet)");
+    app.add_option("--kdnet-version", kdnet_version, "KDNET protocol byte: 2, 4 or 5")
+        ->check(CLI::IsMember({2, 4, 5}))
+        ->capture_default_str();
+    kdnet_opt->excludes(pty_opt)->excludes(unix_opt)->excludes(tcp_opt);
     app.add_option("--baud", baud, "pace the line like a UART at this rate (0 = unpaced)")
         ->capture_default_str();
     app.add_option("--cpus", cpus, "number of processors")
@@ -64,8 +75,8 @@ int main(int argc, char** argv) {
     spdlog::set_default_logger(logger);
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
 
-    if (!use_pty && unix_path.empty() && tcp_port == 0) {
-        spdlog::error("choose a link: --pty, --unix PATH or --tcp PORT");
+    if (!use_pty && unix_path.empty() && tcp_port == 0 && kdnet_host.empty()) {
+        spdlog::error("choose a link: --pty, --unix PATH, --tcp PORT or --kdnet HOSTIP:PORT");
         return 2;
     }
 
@@ -91,14 +102,16 @@ int main(int argc, char** argv) {
 
     hw::KdTarget target(**machine);
     std::unique_ptr<transport::StreamListener> listener;
-    if (use_pty) {
-        // Whoever started us (kdcart --sim) owns the other end of the pty: when it dies
-        // without stopping us, leave too instead of lingering as an orphan.
+    if (use_pty || !kdnet_host.empty()) {
+        // Whoever started us (kdcart --sim) owns the other end: when it dies without stopping
+        // us, leave too instead of lingering as an orphan.
         pid_t parent = ::getppid();
         ::prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (::getppid() != parent) {
             return 0;
         }
+    }
+    if (use_pty) {
         auto pair = transport::open_pty_master();
         if (!pair) {
             spdlog::error("cannot open a pty: {}", pair.error().message);
@@ -108,6 +121,29 @@ int main(int argc, char** argv) {
         std::fflush(stdout);
         target.attach(transport::make_kdcom_link(
             transport::make_paced_stream(std::move(pair->master), baud)));
+    } else if (!kdnet_host.empty()) {
+        auto colon = kdnet_host.rfind(':');
+        transport::KdnetTargetConfig kc;
+        kc.host_ip = kdnet_host.substr(0, colon);
+        try {
+            kc.port = static_cast<uint16_t>(std::stoul(kdnet_host.substr(colon + 1)));
+        } catch (...) {
+            colon = std::string::npos;
+        }
+        if (colon == std::string::npos || kdnet_key.empty()) {
+            spdlog::error("--kdnet needs HOSTIP:PORT and --key w.x.y.z");
+            return 2;
+        }
+        kc.key = kdnet_key;
+        kc.version = static_cast<uint8_t>(kdnet_version);
+        auto link = transport::make_kdnet_target_link(kc);
+        if (!link) {
+            spdlog::error("cannot start KDNET: {}", link.error().message);
+            return 1;
+        }
+        std::printf("kdnet: %s\n", (*link)->describe().c_str());
+        std::fflush(stdout);
+        target.attach(std::move(*link));
     } else {
         auto l = unix_path.empty() ? transport::listen_tcp(static_cast<uint16_t>(tcp_port))
                                    : transport::listen_unix(unix_path);

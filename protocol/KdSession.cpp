@@ -405,7 +405,9 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
                                            std::span<const uint8_t> data) {
     std::vector<uint8_t> payload = to_bytes(req);
     payload.insert(payload.end(), data.begin(), data.end());
-    if (payload.size() > m_link->max_payload()) {
+    // max_payload() sizes read replies; a request itself may use the whole packet (SetContext
+    // is 1288 bytes, more than a KDNET read chunk, and WinDbg sends it in one datagram).
+    if (payload.size() > PACKET_MAX_SIZE) {
         return make_error(Errc::InvalidArgument, "request larger than one packet");
     }
     m_replies.clear();

@@ -76,6 +76,7 @@ class KdnetLink final : public PacketLink {
     uint8_t protocol_version() const;
     // Target role: forget the session and offer again, as a rebooting target does.
     void restart_handshake();
+    void restart() override { restart_handshake(); }
 
   private:
     struct Impl;

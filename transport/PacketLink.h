@@ -22,6 +22,8 @@ public:
     virtual std::string describe() const = 0;
     // Drop anything buffered but not yet parsed (used when resynchronising).
     virtual void discard_input() {}
+    // The local side restarted (a simulated target rebooted): links with a handshake redo it.
+    virtual void restart() {}
     // Largest KD payload (manipulate header + data) one packet may carry on this link.
     virtual uint32_t max_payload() const { return 4000; }
     // Link-level news for the user that is not a packet (KDNET: "OFFERs arrive but do not

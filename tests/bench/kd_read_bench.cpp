@@ -1,10 +1,11 @@
-// Benchmark (not a test): bulk ReadVirtualMemory throughput against kdsim over a pty, paced
-// like a UART at the given baud and unpaced. Prints payload bytes/s and the ratio to the
-// protocol's ceiling at that baud.
+// Benchmark (not a test): bulk ReadVirtualMemory throughput against kdsim over a pty paced
+// like a UART at the given baud, unpaced, and over KDNET on UDP loopback. Prints payload
+// bytes/s, requests/s and, for serial, the ratio to the protocol's ceiling at that baud.
 //
-//   kd_read_bench [--kdsim PATH] [--baud 115200] [--seconds 20]
+//   kd_read_bench [--kdsim PATH] [--baud 115200 | --kdnet] [--seconds 20]
 #include "cli/SimLauncher.h"
 #include "protocol/KdClient.h"
+#include "transport/KdnetLink.h"
 
 #include <chrono>
 #include <cstdio>
@@ -27,23 +28,49 @@ struct Quiet : protocol::SessionDelegate {
 constexpr double kPayloadPerRead = 3944;
 constexpr double kWirePerRead = (16 + 56 + 1) + 16 + (16 + 56 + 3944 + 1) + 16;
 
+// baud > 0: pty paced at that rate; 0: pty unpaced; kKdnet: KDNET over UDP loopback.
+constexpr unsigned kKdnet = ~0u;
+
 int run(const std::string& kdsim, unsigned baud, double seconds) {
     cli::SimLauncher sim;
     cli::SimOptions so;
     so.kdsim_path = kdsim;
-    so.baud = baud;
-    auto pty = sim.start_pty(so);
-    if (!pty) {
-        std::fprintf(stderr, "bench: %s\n", pty.error().message.c_str());
-        return 1;
-    }
-    auto stream = transport::open_serial(*pty, baud ? baud : 115200);
-    if (!stream) {
-        std::fprintf(stderr, "bench: %s\n", stream.error().message.c_str());
-        return 1;
+    so.baud = baud == kKdnet ? 0 : baud;
+    std::unique_ptr<transport::PacketLink> link;
+    if (baud == kKdnet) {
+        transport::KdnetHostConfig cfg;
+        cfg.port = 0;
+        cfg.host_ip = "127.0.0.1";
+        cfg.key = "bench.1.2.3";
+        auto host = transport::KdnetLink::create_host(cfg);
+        if (!host) {
+            std::fprintf(stderr, "bench: %s\n", host.error().message.c_str());
+            return 1;
+        }
+        if (auto r = sim.start_kdnet(so, (*host)->local_port(), cfg.key); !r) {
+            std::fprintf(stderr, "bench: %s\n", r.error().message.c_str());
+            return 1;
+        }
+        link = std::move(*host);
+    } else {
+        auto pty = sim.start_pty(so);
+        if (!pty) {
+            std::fprintf(stderr, "bench: %s\n", pty.error().message.c_str());
+            return 1;
+        }
+        auto stream = transport::open_serial(*pty, baud ? baud : 115200);
+        if (!stream) {
+            std::fprintf(stderr, "bench: %s\n", stream.error().message.c_str());
+            return 1;
+        }
+        link = transport::make_kdcom_link(std::move(*stream));
     }
     Quiet quiet;
-    protocol::KdSession session(transport::make_kdcom_link(std::move(*stream)), &quiet);
+    protocol::SessionOptions opt;
+    if (baud == kKdnet) {
+        opt.ack_timeout = milliseconds(500);
+    }
+    protocol::KdSession session(std::move(link), &quiet, opt);
     protocol::KdClient client(session);
     // Break in and wait for the stop.
     std::optional<protocol::StateChange> stop;
@@ -65,12 +92,13 @@ int run(const std::string& kdsim, unsigned baud, double seconds) {
         return 1;
     }
     const uint64_t base = v->KernBase;
+    const uint32_t chunk = session.max_transfer(); // 3944 on KDCOM, 0x480 on KDNET
     uint64_t bytes = 0;
     uint64_t requests = 0;
     const auto t0 = steady_clock::now();
     while (duration<double>(steady_clock::now() - t0).count() < seconds) {
-        auto r = client.read_virtual(base, 3944);
-        if (!r || r->bytes.size() != 3944) {
+        auto r = client.read_virtual(base, chunk);
+        if (!r || r->bytes.size() != chunk) {
             std::fprintf(stderr, "bench: read failed\n");
             return 1;
         }
@@ -79,12 +107,14 @@ int run(const std::string& kdsim, unsigned baud, double seconds) {
     }
     const double dt = duration<double>(steady_clock::now() - t0).count();
     const double rate = bytes / dt;
-    std::printf("link            : %s\n", baud ? ("pty paced at " + std::to_string(baud) + " baud").c_str()
-                                               : "pty, unpaced");
-    std::printf("reads           : %llu x 3944 bytes in %.2f s (%.1f requests/s)\n",
-                static_cast<unsigned long long>(requests), dt, requests / dt);
+    const std::string what = baud == kKdnet ? std::string("KDNET over UDP 127.0.0.1 (AES-256-CBC + HMAC)")
+                             : baud      ? "pty paced at " + std::to_string(baud) + " baud"
+                                         : std::string("pty, unpaced");
+    std::printf("link            : %s\n", what.c_str());
+    std::printf("reads           : %llu x %u bytes in %.2f s (%.1f requests/s)\n",
+                static_cast<unsigned long long>(requests), chunk, dt, requests / dt);
     std::printf("payload         : %.0f bytes/s (%.2f KB/s)\n", rate, rate / 1000.0);
-    if (baud) {
+    if (baud && baud != kKdnet) {
         const double ceiling = (baud / 10.0) * kPayloadPerRead / kWirePerRead;
         std::printf("ceiling         : %.0f bytes/s (3944 payload per %.0f wire bytes, 10 bits "
                     "per byte)\n",
@@ -108,7 +138,7 @@ int run(const std::string& kdsim, unsigned baud, double seconds) {
 int main(int argc, char** argv) {
     std::string kdsim = cli::default_kdsim_path();
     double seconds = 15;
-    std::vector<unsigned> bauds = {115200, 0};
+    std::vector<unsigned> bauds = {115200, 0, kKdnet};
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--kdsim" && i + 1 < argc) {
@@ -117,8 +147,10 @@ int main(int argc, char** argv) {
             seconds = std::stod(argv[++i]);
         } else if (a == "--baud" && i + 1 < argc) {
             bauds = {static_cast<unsigned>(std::stoul(argv[++i]))};
+        } else if (a == "--kdnet") {
+            bauds = {kKdnet};
         } else {
-            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--baud N (0 = unpaced)] [--seconds S]\n",
+            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--baud N (0 = unpaced) | --kdnet] [--seconds S]\n",
                          argv[0]);
             return 2;
         }
