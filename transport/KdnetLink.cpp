@@ -140,6 +140,10 @@ struct KdnetLink::Impl {
     SeqWindow control_in;
     LinkStats stats;
     std::vector<uint8_t> rx = std::vector<uint8_t>(kRecvBufferSize);
+    // Busy-wait briefly for the next datagram while a request/reply exchange is under way.
+    static constexpr auto kSpinWindow = std::chrono::milliseconds(5);
+    static constexpr auto kSpinFor = std::chrono::microseconds(200);
+    Clock::time_point last_activity{};
     std::vector<std::string> notices;
 
     // host role
@@ -176,6 +180,7 @@ struct KdnetLink::Impl {
             const size_t n = socket.send_to(asio::buffer(wire.data(), wire.size()), to, 0, ec);
             if (!ec) {
                 stats.bytes_out += n;
+                last_activity = Clock::now();
                 return {};
             }
             if (attempt >= kSendRetries) {
@@ -605,11 +610,26 @@ struct KdnetLink::Impl {
                     }
                     return make_error(Errc::Io, "kdnet: receive: " + ec.message());
                 }
+                last_activity = now;
                 if (auto ev = handle_datagram(std::span<const uint8_t>(rx.data(), n), from, now)) {
                     return std::move(*ev);
                 }
             }
             now = Clock::now();
+            // In the middle of an exchange the answer usually comes within microseconds: wait
+            // for it awake for a moment instead of paying a sleep and wake-up per datagram.
+            if (drained && now < deadline && now - last_activity < kSpinWindow) {
+                const auto spin_end = std::min(deadline, now + kSpinFor);
+                bool ready = false;
+                while (!ready && Clock::now() < spin_end) {
+                    pollfd pfd{socket.native_handle(), POLLIN, 0};
+                    ready = ::poll(&pfd, 1, 0) > 0;
+                }
+                if (ready) {
+                    continue;
+                }
+                now = Clock::now();
+            }
             if (now >= deadline) {
                 return make_error(Errc::Timeout, "no KDNET packet from " + peer_text());
             }
