@@ -125,3 +125,37 @@ TEST_CASE("a target that never answers: clear message and non-zero exit") {
     ::close(fd);
     ::unlink(path.c_str());
 }
+
+TEST_CASE("serial: two processors, ~1 switches to the idle CPU and back") {
+    auto p = start_sim({"-b", "--sim-cpus", "2"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, R"(Kernel Version \d+ MP \(2 procs\))", 90s);
+    EXPECT_OUT(p, "0: kd> ", 30s);
+    command(p, "~1");
+    EXPECT_OUT(p, R"(nt!KiIdleLoop:\n[0-9a-f]{8}`[0-9a-f]{8} f4 +hlt)", 30s);
+    EXPECT_OUT(p, "1: kd> ", 30s);
+    command(p, "~0");
+    EXPECT_OUT(p, "nt!RtlpBreakWithStatusInstruction:", 30s);
+    EXPECT_OUT(p, "0: kd> ", 30s);
+    command(p, "~7");
+    EXPECT_OUT(p, R"(Processor 7 does not exist)", 10s);
+    command(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+}
+
+TEST_CASE("serial: .reboot, the target comes back, break in again") {
+    auto p = start_sim({"-b"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, "0: kd> ", 90s);
+    command(p, ".reboot");
+    EXPECT_OUT(p, R"(Shutdown occurred at \(.*\)\.\.\.unloading all symbol tables\.)", 30s);
+    EXPECT_OUT(p, "kdtest: DriverEntry", 60s);
+    EXPECT_OUT(p, "kdtest: tick", 30s);
+    p.signal(SIGINT);
+    EXPECT_OUT(p, R"(Break instruction exception - code 80000003 \(first chance\))", 30s);
+    EXPECT_OUT(p, "0: kd> ", 30s);
+    command(p, "dq nt!KdDebuggerDataBlock+10 L1");
+    EXPECT_OUT(p, R"(00000380`4742444b)", 30s);
+    command(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+}
