@@ -67,6 +67,20 @@ std::string session_time() {
 
 } // namespace
 
+void Repl::set_debugger(engine::Debugger* dbg) {
+    m_dbg = dbg;
+    if (m_dbg) {
+        m_dbg->set_resolver([this](const std::string& expr) -> std::optional<uint64_t> {
+            auto cb = make_callbacks(*m_dbg);
+            auto v = evaluate_expression(expr, cb);
+            if (!v) {
+                return std::nullopt;
+            }
+            return *v;
+        });
+    }
+}
+
 std::string Repl::prompt() const {
     const unsigned cpu = m_dbg ? m_dbg->current_processor() : 0;
     return std::to_string(cpu) + ": kd> ";
@@ -146,6 +160,20 @@ void Repl::print_stop(const engine::StopEvent& stop) {
     if (!m_at_line_start) {
         print("\n");
         m_at_line_start = true;
+    }
+    if (stop.breakpoint_id) {
+        print(format_breakpoint_hit(*stop.breakpoint_id) + "\n");
+        print(code_line(stop.pc));
+        after_stop_commands(stop);
+        return;
+    }
+    if (stop.step_complete) {
+        // t, p, gu and g ADDR show the registers, as kd does.
+        if (auto ctx = m_dbg->context()) {
+            print(format_registers(*ctx));
+        }
+        print(code_line(stop.pc));
+        return;
     }
     print(format_stop_event(stop));
     print(code_line(stop.pc));
@@ -232,7 +260,23 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
             return Flow::Continue;
         }
     }
-    if (word == "g") {
+    if (word == "bp" || word == "bu" || word == "bm") {
+        cmd_bp(word, args);
+    } else if (word == "ba") {
+        cmd_ba(args);
+    } else if (word == "bl") {
+        cmd_bl();
+    } else if (word == "bc" || word == "bd" || word == "be") {
+        cmd_bc_bd_be(word, args);
+    } else if (word == "t" || word == "p" || word == "gu") {
+        cmd_step(word, args);
+    } else if (word == ".pagein") {
+        cmd_pagein(args);
+    } else if (word == ".allow_bp_ba_convert") {
+        cmd_allow_convert(args);
+    } else if (word == "sxe" || word == "sxd" || word == "sxn" || word == "sxi") {
+        cmd_sx(word, args);
+    } else if (word == "g") {
         cmd_go(args);
     } else if (word == "r") {
         cmd_registers(args);
@@ -264,7 +308,6 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     return Flow::Continue;
 }
 
-namespace {
 ExpressionCallbacks make_callbacks(engine::Debugger& dbg) {
     ExpressionCallbacks cb;
     cb.register_value = [&dbg](std::string_view name) -> std::optional<uint64_t> {
@@ -296,11 +339,18 @@ ExpressionCallbacks make_callbacks(engine::Debugger& dbg) {
     };
     return cb;
 }
-} // namespace
 
 void Repl::cmd_go(std::string_view args) {
     if (!args.empty()) {
-        error("g with an address is not supported yet (breakpoints arrive with bp)");
+        auto cb = make_callbacks(*m_dbg);
+        auto addr = evaluate_expression(args, cb);
+        if (!addr) {
+            error(addr.error().message);
+            return;
+        }
+        if (auto r = m_dbg->go_until(*addr); !r) {
+            error("Could not resume the target: " + r.error().message);
+        }
         return;
     }
     if (auto r = m_dbg->go(); !r) {
@@ -642,7 +692,12 @@ void Repl::cmd_reboot() {
 
 void Repl::cmd_help() {
     print("kdcart commands (WinDbg syntax):\n"
-          "  g                      go\n"
+          "  g [addr]               go (to addr)\n"
+          "  t / p / gu             trace into, step over, step out\n"
+          "  bp / bu addr [passes] [\"cmd\"]   breakpoint / deferred breakpoint (/1 one-shot)\n"
+          "  ba e|r|w|i 1|2|4|8 addr            hardware breakpoint\n"
+          "  bl, bc / bd / be ids|*             list, clear, disable, enable breakpoints\n"
+          "  .pagein addr, .allow_bp_ba_convert 0|1, sxe ld / sxd ld\n"
           "  r [reg[=value][, ...]] registers\n"
           "  db dw dd dq dp dc da du [addr] [L count]   display virtual memory\n"
           "  !db !dd !dq [addr]     display physical memory\n"

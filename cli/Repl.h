@@ -20,11 +20,15 @@ public:
     virtual void write(std::string_view text) = 0;
 };
 
+struct ExpressionCallbacks;
+// Registers, symbols and memory of the debugger for the expression evaluator.
+ExpressionCallbacks make_callbacks(engine::Debugger& dbg);
+
 class Repl final : public engine::EngineDelegate {
 public:
     explicit Repl(Output& out) : m_out(out) {}
 
-    void set_debugger(engine::Debugger* dbg) { m_dbg = dbg; }
+    void set_debugger(engine::Debugger* dbg);
     // Prints what WinDbg prints once connected, then the stop.
     void announce_connection(const engine::StopEvent& stop);
     void print_stop(const engine::StopEvent& stop);
@@ -60,6 +64,17 @@ private:
     void cmd_switch_processor(std::string_view args);
     void cmd_reboot();
     void cmd_help();
+    // breakpoints and stepping (BreakpointCommands.cpp)
+    void cmd_bp(std::string_view word, std::string_view args);
+    void cmd_ba(std::string_view args);
+    void cmd_bl();
+    void cmd_bc_bd_be(std::string_view word, std::string_view args);
+    void cmd_step(std::string_view word, std::string_view args);
+    void cmd_pagein(std::string_view args);
+    void cmd_allow_convert(std::string_view args);
+    void cmd_sx(std::string_view word, std::string_view args);
+    std::string breakpoint_label(uint64_t address);
+    void after_stop_commands(const engine::StopEvent& stop);
     std::string code_line(uint64_t address);
 
     Output& m_out;
@@ -71,6 +86,7 @@ private:
     std::optional<uint64_t> m_next_display;
     std::optional<uint64_t> m_next_unassemble;
     bool m_at_line_start = true;
+    int m_command_depth = 0;
 };
 
 } // namespace kdcart::cli

@@ -97,7 +97,7 @@ Result<StopEvent> Debugger::attach(const AttachOptions& options) {
         } else {
             auto sc = m_session->wait_state_change(Millis(200));
             if (sc) {
-                return enter_stop(*sc);
+                return first_stop(*sc);
             }
             if (sc.error().code != Errc::Timeout) {
                 return tl::unexpected(sc.error());
@@ -112,7 +112,18 @@ Result<StopEvent> Debugger::attach(const AttachOptions& options) {
     if (!sc) {
         return tl::unexpected(sc.error());
     }
-    return enter_stop(*sc);
+    return first_stop(*sc);
+}
+
+Result<StopEvent> Debugger::first_stop(const StateChange& sc) {
+    auto ev = enter_stop(sc);
+    if (ev) {
+        // As WinDbg does on connect: clear breakpoints an earlier session may have left.
+        for (uint32_t handle = 1; handle <= 32; ++handle) {
+            (void)m_client->restore_breakpoint(handle);
+        }
+    }
+    return ev;
 }
 
 StopEvent Debugger::make_stop(const StateChange& sc) {
@@ -174,6 +185,7 @@ void Debugger::forget_stop_state() {
 
 Result<StopEvent> Debugger::enter_stop(const StateChange& sc) {
     forget_stop_state();
+    m_cr3.reset();
     m_state = RunState::Stopped;
     m_processor = sc.change.Processor;
     m_client->set_current_processor(sc.change.Processor, sc.change.ProcessorLevel);
@@ -188,6 +200,8 @@ Result<StopEvent> Debugger::enter_stop(const StateChange& sc) {
     }
     m_stop = make_stop(sc);
     m_breakin_requested = false;
+    // WinDbg's model: no breakpoint stays in the target while it is stopped.
+    remove_sites();
     return m_stop;
 }
 
@@ -305,7 +319,7 @@ Result<void> Debugger::resume(uint32_t status, bool trace) {
     }
     AMD64_DBGKD_CONTROL_SET cs{};
     cs.TraceFlag = trace ? 1 : 0;
-    cs.Dr7 = 0x400; // WinDbg always keeps bit 10 set
+    cs.Dr7 = m_programmed_dr7 | 0x400; // WinDbg always keeps bit 10 set
     cs.CurrentSymbolStart = 1;
     cs.CurrentSymbolEnd = 0;
     if (auto r = m_client->continue2(status, cs); !r) {
@@ -316,45 +330,34 @@ Result<void> Debugger::resume(uint32_t status, bool trace) {
     return {};
 }
 
-Result<void> Debugger::go() {
-    if (m_state != RunState::Stopped) {
-        return make_error(Errc::Unsupported, "the target is not stopped");
-    }
-    uint32_t status = DBG_CONTINUE;
-    if (m_stop.kind == StopKind::Exception && m_stop.first_chance) {
-        status = DBG_EXCEPTION_NOT_HANDLED; // let the OS handle it, as WinDbg's default does
-    }
-    // A hard-coded int3 (break-in, DbgBreakPoint) is not stepped past by the target:
-    // move Rip over it or the target traps again at once.
-    if ((m_stop.kind == StopKind::BreakIn || m_stop.kind == StopKind::Breakpoint) &&
-        m_stop.exception_code == STATUS_BREAKPOINT) {
-        auto ctx = context();
-        if (!ctx) {
-            return tl::unexpected(ctx.error());
-        }
-        if (ctx->Rip == m_stop.pc) {
-            auto mem = read_virtual(ctx->Rip, 1);
-            if (mem && mem->all_valid() && mem->bytes[0] == 0xCC) {
-                CONTEXT c = *ctx;
-                c.Rip += 1;
-                if (auto r = set_context(c); !r) {
-                    return r;
-                }
-            }
-        }
-    }
-    return resume(status, false);
-}
-
 Result<StopEvent> Debugger::wait_for_stop(Millis timeout) {
     if (m_state == RunState::Stopped) {
         return m_stop;
     }
-    auto sc = m_session->wait_state_change(timeout);
-    if (!sc) {
-        return tl::unexpected(sc.error());
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+        const auto now = Clock::now();
+        const auto left = now >= deadline ? Millis(0)
+                                          : std::chrono::duration_cast<Millis>(deadline - now);
+        auto sc = m_session->wait_state_change(left);
+        if (!sc) {
+            return tl::unexpected(sc.error());
+        }
+        auto ev = enter_stop(*sc);
+        if (!ev) {
+            return ev;
+        }
+        auto decided = filter_stop(*ev);
+        if (!decided) {
+            return tl::unexpected(decided.error());
+        }
+        if (*decided) {
+            m_stop = **decided;
+            return m_stop;
+        }
+        // Handled inside the engine (a step off a breakpoint, a pass count, a module load):
+        // the target is running again.
     }
-    return enter_stop(*sc);
 }
 
 Result<void> Debugger::break_in() {
@@ -400,6 +403,8 @@ Result<void> Debugger::reboot() {
     if (auto r = m_client->reboot(); !r) {
         return r;
     }
+    m_sites.clear(); // the reboot restored every code byte
+    m_hw_dirty = true;
     forget_stop_state();
     m_info.reset();
     m_modules.reset();
@@ -410,6 +415,16 @@ Result<void> Debugger::reboot() {
 
 Result<void> Debugger::detach() {
     if (m_state == RunState::Stopped) {
+        // Leave nothing behind: the target runs on clean (sites are already out while stopped;
+        // hardware breakpoints are cleared here).
+        std::vector<uint32_t> ids;
+        for (const auto* bp : m_breakpoints.all()) {
+            ids.push_back(bp->id);
+        }
+        for (uint32_t id : ids) {
+            (void)clear_breakpoint(id);
+        }
+        m_internal.clear();
         if (auto r = go(); !r) {
             return r;
         }

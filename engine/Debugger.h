@@ -2,6 +2,8 @@
 // The debugger engine over a live target: attach, stop/resume, registers, memory (cached while
 // stopped), modules, target info and export symbols. Synchronous and single-threaded. Returns
 // data and errors; never prints.
+#include "engine/AddressTranslation.h"
+#include "engine/Breakpoints.h"
 #include "engine/PeExports.h"
 #include "engine/Types.h"
 #include "protocol/KdClient.h"
@@ -48,8 +50,50 @@ public:
     uint16_t current_processor() const { return m_processor; }
     uint32_t num_processors() const { return m_stop.num_processors; }
 
+    // ---- breakpoints ----
+    struct BreakpointRequest {
+        BreakpointKind kind = BreakpointKind::Software;
+        bool deferred = false;        // bu
+        std::string expression;       // as typed
+        std::optional<uint64_t> address; // resolved by the caller (nullopt: unresolved bu)
+        HwAccess access = HwAccess::Execute;
+        uint8_t length = 1;
+        bool one_shot = false;
+        uint64_t pass_count = 1;
+        std::string command;
+    };
+    struct BreakpointResult {
+        uint32_t id = 0;
+        bool redefined = false;
+        bool converted_to_hardware = false; // .allow_bp_ba_convert turned an owed bp into ba e1
+    };
+    [[nodiscard]] Result<BreakpointResult> set_breakpoint(const BreakpointRequest& request);
+    [[nodiscard]] Result<void> clear_breakpoint(uint32_t id);
+    [[nodiscard]] Result<void> enable_breakpoint(uint32_t id, bool enable);
+    const BreakpointTable& breakpoints() const { return m_breakpoints; }
+    // Re-resolves deferred breakpoints; the CLI's expression evaluator does the resolving.
+    void set_resolver(std::function<std::optional<uint64_t>(const std::string&)> resolver) {
+        m_resolver = std::move(resolver);
+    }
+    // .allow_bp_ba_convert
+    void set_allow_bp_ba_convert(bool allow) { m_allow_bp_ba_convert = allow; }
+    bool allow_bp_ba_convert() const { return m_allow_bp_ba_convert; }
+    // Where a virtual address stands in the target's page tables (current processor's CR3).
+    [[nodiscard]] Result<Translation> translate(uint64_t va);
+    // .pagein: the target pages it in when it next runs.
+    [[nodiscard]] Result<void> page_in(uint64_t va);
+    // Removes every breakpoint from the target (before quitting).
+    void remove_all_breakpoints_from_target();
+
     // ---- run control ----
     [[nodiscard]] Result<void> go();
+    // g ADDR: run until ADDR (or any other stop).
+    [[nodiscard]] Result<void> go_until(uint64_t address);
+    enum class StepKind { Into, Over, Out };
+    // t / p / gu. The stop arrives through wait_for_stop with step_complete set.
+    [[nodiscard]] Result<void> step(StepKind kind);
+    // sxe/sxd for module loads: stop on LoadSymbols (default: continue silently).
+    void set_break_on_module_load(bool on) { m_break_on_load = on; }
     // Waits up to `timeout` for the running target to stop. Errc::Timeout if it did not.
     [[nodiscard]] Result<StopEvent> wait_for_stop(Millis timeout);
     [[nodiscard]] Result<void> break_in();
@@ -86,12 +130,47 @@ private:
 
     StopEvent make_stop(const protocol::StateChange& sc);
     [[nodiscard]] Result<StopEvent> enter_stop(const protocol::StateChange& sc);
+    [[nodiscard]] Result<StopEvent> first_stop(const protocol::StateChange& sc);
     [[nodiscard]] Result<void> load_target_info();
     [[nodiscard]] Result<void> write_back_contexts();
     [[nodiscard]] Result<void> resume(uint32_t status, bool trace);
     void forget_stop_state();
     const std::vector<ExportSymbol>* exports_for(const Module& m);
     [[nodiscard]] Result<MemoryBlock> read_cached(uint64_t address, size_t size);
+
+    // breakpoints and run control (DebuggerRun.cpp)
+    enum class Phase { None, SteppingOffBreakpoint };
+    enum class After { Go, Step };
+    [[nodiscard]] Result<void> resume_with_breakpoints(bool trace, uint32_t status);
+    [[nodiscard]] Result<void> go_impl(std::optional<uint64_t> until);
+    [[nodiscard]] Result<void> insert_sites(std::optional<uint64_t> skip);
+    void remove_sites();
+    [[nodiscard]] Result<void> program_hardware(std::optional<uint64_t> skip_exec_at);
+    // Decides what a raw stop means; nullopt = handled internally, keep running.
+    [[nodiscard]] Result<std::optional<StopEvent>> filter_stop(StopEvent ev);
+    void refresh_owed_states();
+    void resolve_deferred();
+    std::optional<uint64_t> image_base_of(uint64_t address);
+    uint64_t continue_status_for_stop() const;
+
+    BreakpointTable m_breakpoints;
+    std::function<std::optional<uint64_t>(const std::string&)> m_resolver;
+    bool m_allow_bp_ba_convert = false;
+    bool m_break_on_load = false;
+    struct Site {
+        uint64_t address;
+        uint32_t handle;
+    };
+    std::vector<Site> m_sites;
+    uint64_t m_programmed_dr7 = 0x400;
+    bool m_hw_dirty = false;
+    std::vector<uint64_t> m_internal; // temporary breakpoints of p / gu / g ADDR
+    std::optional<uint64_t> m_step_out_rsp;  // gu: stop only when the frame is gone
+    bool m_stepping = false;                 // t (or p on a non-call): a trace step is under way
+    Phase m_phase = Phase::None;
+    After m_after = After::Go;
+    uint32_t m_resume_status = protocol::DBG_CONTINUE;
+    std::optional<uint64_t> m_cr3;
 
     EngineDelegate* m_delegate;
     std::unique_ptr<protocol::KdSession> m_session;

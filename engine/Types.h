@@ -88,6 +88,9 @@ struct StopEvent {
     std::string image_path;
     // what the target reported about the stop
     protocol::AMD64_DBGKD_CONTROL_REPORT report{};
+    // what the engine made of it
+    std::optional<uint32_t> breakpoint_id; // one of the user's breakpoints was hit
+    bool step_complete = false;            // a t / p / gu / g ADDR finished
 };
 
 // A resolved symbol: module!name+offset.

@@ -224,6 +224,21 @@ Result<void> KdClient::cause_bugcheck() {
     return r;
 }
 
+Result<void> KdClient::page_in(uint64_t address) {
+    auto req = make(DbgKdPageInApi, m_processor);
+    req.u.ReadMemory.TargetBaseAddress = address;
+    auto reply = m_session.request(req);
+    if (!reply) {
+        return tl::unexpected(reply.error());
+    }
+    if (!nt_success(reply->header.ReturnStatus)) {
+        return make_error(Errc::TargetStatus,
+                          "PageIn failed with status " + status_text(reply->header.ReturnStatus),
+                          reply->header.ReturnStatus);
+    }
+    return {};
+}
+
 Result<void> KdClient::switch_processor(uint16_t processor) {
     auto r = m_session.send_no_reply(make(DbgKdSwitchProcessor, processor));
     if (r) {

@@ -36,6 +36,9 @@ public:
     [[nodiscard]] Result<void> reboot();
     [[nodiscard]] Result<void> cause_bugcheck();
     [[nodiscard]] Result<void> switch_processor(uint16_t processor);
+    // Asks the target to page `address` in when it resumes (.pagein). The request layout is not
+    // published [?]: the address goes where memory requests carry theirs.
+    [[nodiscard]] Result<void> page_in(uint64_t address);
     [[nodiscard]] Result<void> breakin() { return m_session.send_breakin(); }
 
     // The processor the current stop came from; requests default to it.

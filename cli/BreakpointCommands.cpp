@@ -1,0 +1,376 @@
+// bp bu bm ba bl bc bd be, t p gu, .pagein, .allow_bp_ba_convert, sxe/sxd: WinDbg syntax.
+#include "cli/Repl.h"
+#include "cli/format/Expression.h"
+#include "cli/format/Format.h"
+
+#include <cstdio>
+
+namespace kdcart::cli {
+
+namespace {
+
+std::string_view trim_sv(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+// Leading "/1", "/p X", "/t X", "/c N", "/C N" options.
+struct BpOptions {
+    bool one_shot = false;
+};
+std::string_view take_options(std::string_view args, BpOptions& opt, std::string& err) {
+    args = trim_sv(args);
+    while (!args.empty() && args[0] == '/') {
+        if (args.size() >= 2 && args[1] == '1') {
+            opt.one_shot = true;
+            args = trim_sv(args.substr(2));
+            continue;
+        }
+        if (args.size() >= 2 && (args[1] == 'p' || args[1] == 't' || args[1] == 'c' ||
+                                 args[1] == 'C')) {
+            // Process/thread filters and call-depth limits: accepted and skipped, with a word.
+            err = std::string("option /") + args[1] + " is not supported yet; ignored";
+            args = trim_sv(args.substr(2));
+            size_t sp = args.find_first_of(" \t");
+            args = sp == std::string_view::npos ? std::string_view() : trim_sv(args.substr(sp));
+            continue;
+        }
+        err = "Unknown option '" + std::string(args.substr(0, 2)) + "'";
+        return {};
+    }
+    return args;
+}
+
+// Splits off a trailing "quoted command" and returns it (without quotes).
+std::string take_command(std::string_view& args) {
+    auto q = args.find('"');
+    if (q == std::string_view::npos) {
+        return {};
+    }
+    auto end = args.rfind('"');
+    std::string cmd(end > q ? args.substr(q + 1, end - q - 1) : args.substr(q + 1));
+    args = trim_sv(args.substr(0, q));
+    return cmd;
+}
+
+} // namespace
+
+std::string Repl::breakpoint_label(uint64_t address) {
+    if (auto sym = m_dbg->symbolize(address)) {
+        return format_symbol(*sym);
+    }
+    return format_address(address);
+}
+
+void Repl::cmd_bp(std::string_view word, std::string_view args) {
+    BpOptions opt;
+    std::string warn;
+    args = take_options(args, opt, warn);
+    if (!warn.empty()) {
+        if (warn.rfind("Unknown", 0) == 0) {
+            error(warn);
+            return;
+        }
+        error(warn);
+    }
+    std::string command = take_command(args);
+    if (args.empty()) {
+        error("Usage: " + std::string(word) + " [/1] ADDRESS [PASSES] [\"COMMANDS\"]");
+        return;
+    }
+    auto cb = make_callbacks(*m_dbg);
+    size_t used = 0;
+    std::string expr;
+    std::optional<uint64_t> address;
+    auto value = evaluate_expression_prefix(args, cb, &used);
+    if (value) {
+        address = *value;
+        expr = std::string(trim_sv(args.substr(0, used)));
+    } else {
+        // The first word is the expression; it may name a module that is not loaded yet.
+        size_t sp = args.find_first_of(" \t");
+        expr = std::string(args.substr(0, sp));
+        used = sp == std::string_view::npos ? args.size() : sp;
+    }
+    uint64_t passes = 1;
+    auto rest = trim_sv(args.substr(used));
+    if (!rest.empty()) {
+        auto p = evaluate_expression(rest, cb);
+        if (!p || *p == 0) {
+            error("Bad pass count '" + std::string(rest) + "'");
+            return;
+        }
+        passes = *p;
+    }
+    engine::Debugger::BreakpointRequest req;
+    req.kind = engine::BreakpointKind::Software;
+    req.deferred = word == "bu";
+    req.expression = expr;
+    req.address = address;
+    req.one_shot = opt.one_shot;
+    req.pass_count = passes;
+    req.command = command;
+    if (!address) {
+        if (expr.find('!') == std::string::npos) {
+            error(value.error().message);
+            return;
+        }
+        if (word != "bu") {
+            print("Bp expression '" + expr + "' could not be resolved, adding deferred bp\n");
+            req.deferred = true;
+        }
+    }
+    auto r = m_dbg->set_breakpoint(req);
+    if (!r) {
+        error(r.error().message);
+        return;
+    }
+    if (r->redefined) {
+        print("breakpoint " + std::to_string(r->id) + " redefined\n");
+    }
+    if (r->converted_to_hardware) {
+        print("Breakpoint " + std::to_string(r->id) + " is on a page that is not present: " +
+              "set as hardware breakpoint (ba e1) instead\n");
+        return;
+    }
+    for (const auto* b : m_dbg->breakpoints().all()) {
+        if (b->id == r->id && b->state == engine::LocationState::Owed) {
+            print("Breakpoint " + std::to_string(b->id) + " at " + format_address(*b->address) +
+                  " is owed: its page is not present. The target arms it when the page comes "
+                  "in; or use .pagein " +
+                  format_address(*b->address) + ", ba e1 " + format_address(*b->address) +
+                  ", or .allow_bp_ba_convert 1.\n");
+        }
+    }
+}
+
+void Repl::cmd_ba(std::string_view args) {
+    BpOptions opt;
+    std::string warn;
+    args = take_options(args, opt, warn);
+    if (!warn.empty()) {
+        error(warn);
+        if (warn.rfind("Unknown", 0) == 0) {
+            return;
+        }
+    }
+    std::string command = take_command(args);
+    args = trim_sv(args);
+    if (args.empty()) {
+        error("Usage: ba [/1] e|r|w|i 1|2|4|8 ADDRESS [PASSES] [\"COMMANDS\"]");
+        return;
+    }
+    engine::HwAccess access;
+    switch (std::tolower(static_cast<unsigned char>(args[0]))) {
+    case 'e': access = engine::HwAccess::Execute; break;
+    case 'w': access = engine::HwAccess::Write; break;
+    case 'r': access = engine::HwAccess::ReadWrite; break;
+    case 'i': access = engine::HwAccess::Io; break;
+    default:
+        error("Bad access type '" + std::string(1, args[0]) + "' (use e, r, w or i)");
+        return;
+    }
+    args = trim_sv(args.substr(1));
+    if (args.empty() || !std::isdigit(static_cast<unsigned char>(args[0]))) {
+        error("Usage: ba ACCESS SIZE ADDRESS (e.g. ba w4 nt!KdDebuggerEnabled)");
+        return;
+    }
+    const int size = args[0] - '0';
+    args = trim_sv(args.substr(1));
+    if (size != 1 && size != 2 && size != 4 && size != 8) {
+        error("Bad size " + std::to_string(size) + ": hardware breakpoints cover 1, 2, 4 or 8 bytes");
+        return;
+    }
+    auto cb = make_callbacks(*m_dbg);
+    size_t used = 0;
+    auto addr = evaluate_expression_prefix(args, cb, &used);
+    if (!addr) {
+        error(addr.error().message);
+        return;
+    }
+    uint64_t passes = 1;
+    auto rest = trim_sv(args.substr(used));
+    if (!rest.empty()) {
+        auto p = evaluate_expression(rest, cb);
+        if (!p || *p == 0) {
+            error("Bad pass count '" + std::string(rest) + "'");
+            return;
+        }
+        passes = *p;
+    }
+    engine::Debugger::BreakpointRequest req;
+    req.kind = engine::BreakpointKind::Hardware;
+    req.expression = std::string(trim_sv(args.substr(0, used)));
+    req.address = *addr;
+    req.access = access;
+    req.length = static_cast<uint8_t>(size);
+    req.one_shot = opt.one_shot;
+    req.pass_count = passes;
+    req.command = command;
+    auto r = m_dbg->set_breakpoint(req);
+    if (!r) {
+        error(r.error().message);
+        return;
+    }
+    if (r->redefined) {
+        print("breakpoint " + std::to_string(r->id) + " redefined\n");
+    }
+}
+
+void Repl::cmd_bl() {
+    std::string out;
+    for (const auto* bp : m_dbg->breakpoints().all()) {
+        char head[16];
+        std::snprintf(head, sizeof head, "%2u ", bp->id);
+        std::string flags = bp->enabled ? "e" : "d";
+        if (bp->state == engine::LocationState::Unresolved) {
+            flags += "u";
+        }
+        flags.resize(2, ' ');
+        std::string addr = bp->address && bp->state != engine::LocationState::Unresolved
+                               ? format_address(*bp->address)
+                               : std::string(17, ' ');
+        std::string hw = "   ";
+        if (bp->kind == engine::BreakpointKind::Hardware) {
+            const char acc[] = {'e', 'w', 'i', 'r'};
+            hw = std::string(1, acc[static_cast<int>(bp->access)]) + " " +
+                 std::to_string(bp->length);
+        }
+        char passes[32];
+        std::snprintf(passes, sizeof passes, "%04llx (%04llx)",
+                      static_cast<unsigned long long>(bp->passes_left),
+                      static_cast<unsigned long long>(bp->pass_count));
+        std::string where = bp->state == engine::LocationState::Unresolved || !bp->address
+                                ? "(" + bp->expression + ")"
+                                : breakpoint_label(*bp->address);
+        std::string line = head + flags + addr + " " + hw + " " + passes + " " + where;
+        if (bp->one_shot) {
+            line += " /1";
+        }
+        if (!bp->command.empty()) {
+            line += " \"" + bp->command + "\"";
+        }
+        if (bp->state == engine::LocationState::Owed) {
+            line += "  (owed: page not present)";
+        }
+        out += line + "\n";
+    }
+    print(out);
+}
+
+void Repl::cmd_bc_bd_be(std::string_view word, std::string_view args) {
+    auto ids = engine::parse_breakpoint_ids(std::string(trim_sv(args)), m_dbg->breakpoints());
+    if (!ids) {
+        error("Usage: " + std::string(word) + " * | ID | ID-ID | ID ID ...");
+        return;
+    }
+    for (uint32_t id : *ids) {
+        Result<void> r = word == "bc"   ? m_dbg->clear_breakpoint(id)
+                         : word == "bd" ? m_dbg->enable_breakpoint(id, false)
+                                        : m_dbg->enable_breakpoint(id, true);
+        if (!r) {
+            error(r.error().message);
+        }
+    }
+}
+
+void Repl::cmd_step(std::string_view word, std::string_view args) {
+    using K = engine::Debugger::StepKind;
+    const K kind = word == "t" ? K::Into : word == "p" ? K::Over : K::Out;
+    uint64_t count = 1;
+    args = trim_sv(args);
+    if (!args.empty()) {
+        if (kind == K::Out) {
+            error("gu takes no arguments");
+            return;
+        }
+        auto cb = make_callbacks(*m_dbg);
+        auto n = evaluate_expression(args, cb);
+        if (!n || *n == 0 || *n > 100000) {
+            error("Bad step count '" + std::string(args) + "'");
+            return;
+        }
+        count = *n;
+    }
+    for (uint64_t i = 0; i < count; ++i) {
+        if (auto r = m_dbg->step(kind); !r) {
+            error("Cannot step: " + r.error().message);
+            return;
+        }
+        if (!wait_while_running()) {
+            return;
+        }
+        if (!m_dbg->last_stop().step_complete) {
+            return; // something else stopped the target: it has been reported
+        }
+    }
+}
+
+void Repl::cmd_pagein(std::string_view args) {
+    auto cb = make_callbacks(*m_dbg);
+    auto addr = evaluate_expression(trim_sv(args), cb);
+    if (!addr) {
+        error(addr.error().message);
+        return;
+    }
+    if (auto r = m_dbg->page_in(*addr); !r) {
+        error("PageIn failed: " + r.error().message);
+        return;
+    }
+    print("You need to continue execution (press 'g' <enter>) for the pagein to be brought in.  "
+          "When the debugger breaks in or moves to the next event, the page will be present.\n");
+}
+
+void Repl::cmd_allow_convert(std::string_view args) {
+    args = trim_sv(args);
+    if (!args.empty()) {
+        if (args == "0" || args == "1") {
+            m_dbg->set_allow_bp_ba_convert(args == "1");
+        } else {
+            error("Usage: .allow_bp_ba_convert [0|1]");
+            return;
+        }
+    }
+    print(std::string("Converting owed breakpoints to hardware breakpoints is ") +
+          (m_dbg->allow_bp_ba_convert() ? "enabled" : "disabled") + "\n");
+}
+
+void Repl::cmd_sx(std::string_view word, std::string_view args) {
+    args = trim_sv(args);
+    if (args == "ld" || args == "ld:*") {
+        m_dbg->set_break_on_module_load(word == "sxe");
+        print(std::string("Module load events: ") + (word == "sxe" ? "break" : "continue") +
+              "\n");
+        return;
+    }
+    error("Event filter '" + std::string(args) + "' is not supported yet (sxe ld / sxd ld are)");
+}
+
+void Repl::after_stop_commands(const engine::StopEvent& stop) {
+    if (!stop.breakpoint_id) {
+        return;
+    }
+    std::string command;
+    for (const auto* bp : m_dbg->breakpoints().all()) {
+        if (bp->id == *stop.breakpoint_id) {
+            command = bp->command;
+        }
+    }
+    if (command.empty()) {
+        return;
+    }
+    if (m_command_depth >= 16) {
+        error("Breakpoint commands nested too deeply; not running \"" + command + "\"");
+        return;
+    }
+    ++m_command_depth;
+    (void)execute_line(command);
+    --m_command_depth;
+}
+
+} // namespace kdcart::cli
