@@ -322,6 +322,8 @@ Result<void> Debugger::resume(uint32_t status, bool trace) {
     cs.Dr7 = m_programmed_dr7 | 0x400; // WinDbg always keeps bit 10 set
     cs.CurrentSymbolStart = 1;
     cs.CurrentSymbolEnd = 0;
+    spdlog::debug("engine: Continue2 status {:#x} trace {} dr7 {:#x}", status, cs.TraceFlag,
+                  cs.Dr7);
     if (auto r = m_client->continue2(status, cs); !r) {
         return r;
     }
