@@ -52,6 +52,10 @@ std::string Debugger::on_debug_prompt(std::string_view prompt) {
     return m_delegate ? m_delegate->on_debug_prompt(prompt) : std::string();
 }
 
+void Debugger::on_target_reset() {
+    m_target_was_reset = true;
+}
+
 void Debugger::on_link_notice(std::string_view text) {
     if (m_delegate) {
         m_delegate->on_notice(text);
@@ -189,9 +193,18 @@ Result<StopEvent> Debugger::enter_stop(const StateChange& sc) {
     m_state = RunState::Stopped;
     m_processor = sc.change.Processor;
     m_client->set_current_processor(sc.change.Processor, sc.change.ProcessorLevel);
-    // A target that reset since we last looked may be a different boot: learn it again.
-    if (m_session->counters().resets != m_resets_seen) {
-        m_resets_seen = m_session->counters().resets;
+    // A target that started over may be a different boot: its code bytes, breakpoint handles
+    // and debug registers are fresh. Forget the sites without restoring them, learn the
+    // target again, and let the next go write everything back.
+    const bool was_reset = m_target_was_reset;
+    if (was_reset) {
+        m_target_was_reset = false;
+        m_sites.clear();
+        m_info.reset();
+        m_modules.reset();
+        m_exports.clear();
+        m_hw_dirty = true;
+        m_programmed_dr7 = 0x400;
     }
     if (!m_info) {
         if (auto r = load_target_info(); !r) {
@@ -202,6 +215,9 @@ Result<StopEvent> Debugger::enter_stop(const StateChange& sc) {
     m_breakin_requested = false;
     // WinDbg's model: no breakpoint stays in the target while it is stopped.
     remove_sites();
+    if (was_reset) {
+        resolve_deferred();
+    }
     return m_stop;
 }
 

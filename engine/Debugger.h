@@ -127,6 +127,7 @@ private:
     void on_debug_print(std::string_view text) override;
     std::string on_debug_prompt(std::string_view prompt) override;
     void on_link_notice(std::string_view text) override;
+    void on_target_reset() override;
 
     StopEvent make_stop(const protocol::StateChange& sc);
     [[nodiscard]] Result<StopEvent> enter_stop(const protocol::StateChange& sc);
@@ -171,6 +172,7 @@ private:
     After m_after = After::Go;
     uint32_t m_resume_status = protocol::DBG_CONTINUE;
     std::optional<uint64_t> m_cr3;
+    bool m_target_was_reset = false;
 
     EngineDelegate* m_delegate;
     std::unique_ptr<protocol::KdSession> m_session;
@@ -181,7 +183,6 @@ private:
     bool m_breakin_requested = false;
 
     std::optional<TargetInfo> m_info;
-    uint64_t m_resets_seen = 0;
     std::optional<std::vector<Module>> m_modules;
     std::map<uint64_t, std::vector<ExportSymbol>> m_exports; // by module base
     std::map<uint16_t, CONTEXT> m_contexts;

@@ -183,6 +183,9 @@ Result<void> KdSession::pump(Millis timeout) {
     if (const auto hs = m_link->stats().handshakes; hs != m_handshakes_seen) {
         m_handshakes_seen = hs;
         reset_ids();
+        if (m_delegate) {
+            m_delegate->on_target_reset();
+        }
     }
     if (!ev) {
         return tl::unexpected(ev.error());
@@ -231,6 +234,7 @@ Result<void> KdSession::pump(Millis timeout) {
             // The target reset on its own (reboot, resync): answer and say so.
             if (m_delegate) {
                 m_delegate->on_link_notice("the target reset the link (RESET)");
+                m_delegate->on_target_reset();
             }
             ++m_counters.resets;
             return send_control(PACKET_TYPE_KD_RESET, initial_host_id());
@@ -305,6 +309,9 @@ void KdSession::handle_data_packet(const KdPacket& p) {
             // A freshly initialised target (boot, reboot): its receive id is unknown to us.
             // Agree on ids with a RESET before our next request.
             m_resync_needed = true;
+            if (m_delegate) {
+                m_delegate->on_target_reset();
+            }
         }
         StateChange change;
         change.change = *sc;

@@ -26,6 +26,9 @@ public:
     virtual std::string on_debug_prompt(std::string_view prompt) = 0;
     // Link-level news worth telling the user (resync, target reset, noise).
     virtual void on_link_notice(std::string_view text) = 0;
+    // The target started over (reboot, its own RESET, a new KDNET session): whatever the layer
+    // above wrote into it (breakpoints, handles) is gone.
+    virtual void on_target_reset() {}
 };
 
 struct StateChange {

@@ -121,3 +121,23 @@ TEST_CASE("breakpoints and stepping over serial") {
 TEST_CASE("breakpoints and stepping over KDNET") {
     run_control_suite("net");
 }
+
+TEST_CASE("a target that reboots mid-session gets its breakpoints back") {
+    e2e::Process p({kBin + "/kdcart", "--sim", "--kdsim", kBin + "/kdsim", "-b"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, "0: kd> ", 90s);
+    cmd(p, "bp kdtest!KdTestCompute; bu kdtest!KdTestUpdate; bd 1");
+    cmd(p, ".reboot");
+    EXPECT_OUT(p, "Waiting to reconnect...", 30s);
+    EXPECT_OUT(p, "kdtest: tick", 60s);
+    p.signal(SIGINT);
+    EXPECT_OUT(p, R"(Break instruction exception - code 80000003)", 30s);
+    EXPECT_OUT(p, "0: kd> ", 30s);
+    cmd(p, "bl");
+    EXPECT_OUT(p, R"( 0 e )" + kAddr + R"(     0001 \(0001\) kdtest!KdTestCompute\n)", 30s);
+    EXPECT_OUT(p, R"( 1 d )" + kAddr + R"(     0001 \(0001\) kdtest!KdTestUpdate\n)", 30s);
+    cmd(p, "g");
+    EXPECT_OUT(p, R"(Breakpoint 0 hit\nkdtest!KdTestCompute:)", 30s);
+    cmd(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+}
