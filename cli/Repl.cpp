@@ -100,11 +100,14 @@ void Repl::on_debug_print(std::string_view text) {
 }
 
 std::string Repl::on_debug_prompt(std::string_view prompt) {
-    // A DbgPrompt while running: show the prompt and answer with an empty line. Reading the
-    // console here would fight with the REPL for stdin.
-    print(prompt);
-    print("\n");
-    return {};
+    // DbgPrompt: the target waits for a line typed by the user, as in WinDbg.
+    if (!m_line_reader) {
+        print(std::string(prompt) + "\n");
+        return {};
+    }
+    auto line = m_line_reader(std::string(prompt));
+    m_at_line_start = true;
+    return line.value_or("");
 }
 
 void Repl::on_notice(std::string_view text) {

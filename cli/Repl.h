@@ -4,6 +4,7 @@
 #include "engine/Debugger.h"
 
 #include <atomic>
+#include <functional>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -29,6 +30,10 @@ public:
     explicit Repl(Output& out) : m_out(out) {}
 
     void set_debugger(engine::Debugger* dbg);
+    // Reads one line from the user (for DbgPrompt); nullopt at end of input.
+    void set_line_reader(std::function<std::optional<std::string>(const std::string&)> reader) {
+        m_line_reader = std::move(reader);
+    }
     // Prints what WinDbg prints once connected, then the stop.
     void announce_connection(const engine::StopEvent& stop);
     void print_stop(const engine::StopEvent& stop);
@@ -87,6 +92,7 @@ private:
     std::optional<uint64_t> m_next_unassemble;
     bool m_at_line_start = true;
     int m_command_depth = 0;
+    std::function<std::optional<std::string>(const std::string&)> m_line_reader;
 };
 
 } // namespace kdcart::cli

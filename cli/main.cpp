@@ -269,6 +269,42 @@ int main(int argc, char** argv) {
     out.write("kdcart " KDCART_VERSION " - Windows kernel debugger for Linux\n");
     out.write("Opened " + dbg.session().describe_link() + "\n");
 
+    const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+    repl.set_line_reader([interactive](const std::string& prompt) -> std::optional<std::string> {
+        if (interactive) {
+            char* line = readline(prompt.c_str());
+            if (line == nullptr) {
+                return std::nullopt;
+            }
+            std::string s(line);
+            std::free(line);
+            return s;
+        }
+        std::cout << prompt << std::flush;
+        std::string s;
+        if (!std::getline(std::cin, s)) {
+            return std::nullopt;
+        }
+        std::cout << s << "\n" << std::flush;
+        return s;
+    });
+    std::string history_path;
+    if (interactive) {
+        if (const char* home = std::getenv("HOME")) {
+            history_path = std::string(home) + "/.kdcart_history";
+            using_history();
+            read_history(history_path.c_str());
+        }
+    }
+    struct HistorySaver {
+        std::string path;
+        ~HistorySaver() {
+            if (!path.empty()) {
+                write_history(path.c_str());
+            }
+        }
+    } history_saver{history_path};
+
     engine::AttachOptions ao;
     ao.break_in = break_in;
     if (connect_timeout > 0) {
@@ -282,7 +318,6 @@ int main(int argc, char** argv) {
     }
     repl.announce_connection(*first);
 
-    const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
     if (!initial_commands.empty()) {
         if (repl.execute_line(initial_commands) == cli::Repl::Flow::Quit) {
             return repl.exit_code();
