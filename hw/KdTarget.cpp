@@ -17,8 +17,10 @@ using Millis = std::chrono::milliseconds;
 
 namespace {
 
-constexpr uint32_t KD_BREAKPOINT_ACTIVE = 0x01;
-constexpr uint32_t KD_BREAKPOINT_PENDING = 0x02;
+constexpr uint32_t KD_BREAKPOINT_ACTIVE = KdTarget::BREAKPOINT_ACTIVE;
+constexpr uint32_t KD_BREAKPOINT_PENDING = KdTarget::BREAKPOINT_PENDING;
+constexpr uint32_t KD_BREAKPOINT_EXPIRED = KdTarget::BREAKPOINT_EXPIRED;
+constexpr uint32_t KD_BREAKPOINT_LIFTED = KdTarget::BREAKPOINT_LIFTED;
 constexpr uint16_t PROCESSOR_LEVEL = 6; // CPU family, as x64 targets report it
 constexpr uint32_t STATUS_NO_SUCH_DEVICE = 0xC000000E;
 constexpr uint32_t KMODE_EXCEPTION_NOT_HANDLED = 0x1E;
@@ -476,8 +478,12 @@ std::vector<uint8_t> KdTarget::build_state_change() {
         rec.ExceptionInformation[1] = m_stop.exception_information[1];
         sc.u.Exception.FirstChance = m_first_chance ? 1 : 0;
     }
-    // KdpSetCommonState: KD's own breakpoints in the reported window are removed.
-    delete_breakpoints_in(ctx.Rip, ctx.Rip + 16);
+    // KdpSetCommonState: KD's own breakpoints in the reported window come out of memory (and
+    // so out of the reported bytes). An image being unloaded loses all of them.
+    lift_breakpoints_in(ctx.Rip, ctx.Rip + 16);
+    if (m_stop.kind == StopKind::UnloadSymbols) {
+        lift_breakpoints_in(m_stop.symbols.base, m_stop.symbols.base + m_stop.symbols.size);
+    }
     KSPECIAL_REGISTERS s = m_machine.get_special(cpu);
     auto& cr = sc.ControlReport;
     cr.Dr6 = s.KernelDr6 | DR6_RESERVED_ONES;
@@ -567,6 +573,9 @@ void KdTarget::handle_manipulate(std::span<const uint8_t> payload) {
         break;
     case DbgKdWriteMachineSpecificRegister:
         reply_msr(m, true);
+        break;
+    case DbgKdPageInApi:
+        reply_page_in(m);
         break;
     case DbgKdContinueApi:
         do_continue(m.u.Continue.ContinueStatus, nullptr);
@@ -862,6 +871,20 @@ void KdTarget::reply_msr(DBGKD_MANIPULATE_STATE64 m, bool write) {
     reply(m);
 }
 
+// .pagein: NT queues the page-in and does it once the target runs again; here the page comes
+// in at once (the effect a host sees after its next go is the same). Owed breakpoints on it
+// are written right away.
+void KdTarget::reply_page_in(DBGKD_MANIPULATE_STATE64 m) {
+    uint64_t address = 0;
+    std::memcpy(&address, m.u.Raw, sizeof(address));
+    bool ok = m_machine.translate(address).has_value() || m_machine.page_in(address);
+    if (ok) {
+        set_owed_breakpoints();
+    }
+    m.ReturnStatus = ok ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;
+    reply(m);
+}
+
 void KdTarget::do_continue(uint32_t status, const AMD64_DBGKD_CONTROL_SET* control) {
     uint32_t n = m_machine.num_cpus();
     for (uint32_t c = 0; c < n; c++) {
@@ -902,35 +925,63 @@ void KdTarget::do_continue(uint32_t status, const AMD64_DBGKD_CONTROL_SET* contr
 // breakpoint table (KdpBreakpointTable)
 // ---------------------------------------------------------------------------------------------
 
+// Reads the original byte and writes the 0xCC; false when the page is not in memory.
+bool KdTarget::write_int3(Breakpoint& bp) {
+    uint8_t original = 0;
+    const uint8_t cc = INT3;
+    if (m_machine.read_virtual(bp.address, {&original, 1}) != 1 ||
+        m_machine.write_virtual(bp.address, {&cc, 1}) != 1) {
+        return false;
+    }
+    bp.content = original;
+    return true;
+}
+
 uint32_t KdTarget::add_breakpoint(uint64_t address) {
     for (uint32_t i = 0; i < BREAKPOINT_TABLE_SIZE; i++) {
         Breakpoint& bp = m_breakpoints[i];
-        if ((bp.flags & KD_BREAKPOINT_ACTIVE) != 0 && bp.address == address) {
-            // ReactOS/NT: a second write at the same address only succeeds for an owed one.
-            return (bp.flags & KD_BREAKPOINT_PENDING) != 0 ? i + 1 : 0;
-        }
-    }
-    for (uint32_t i = 0; i < BREAKPOINT_TABLE_SIZE; i++) {
-        Breakpoint& bp = m_breakpoints[i];
-        if (bp.flags != 0) {
+        if ((bp.flags & KD_BREAKPOINT_ACTIVE) == 0 || bp.address != address ||
+            (bp.flags & KD_BREAKPOINT_EXPIRED) != 0) {
             continue;
         }
-        bp.address = address;
-        bp.flags = KD_BREAKPOINT_ACTIVE;
-        uint8_t original = 0;
-        const uint8_t cc = INT3;
-        if (m_machine.read_virtual(address, {&original, 1}) == 1 &&
-            m_machine.write_virtual(address, {&cc, 1}) == 1) {
-            bp.content = original;
-        } else {
-            // Not readable now (paged out): owed, written when the page comes in.
-            bp.flags |= KD_BREAKPOINT_PENDING;
-            m_owed = true;
-            spdlog::debug("kd: breakpoint {} at {:#x} is owed", i + 1, address);
+        if ((bp.flags & KD_BREAKPOINT_LIFTED) != 0) {
+            // The host writes again what we lifted at a stop: same slot, same handle.
+            bp.flags = KD_BREAKPOINT_ACTIVE;
+            if (!write_int3(bp)) {
+                bp.flags |= KD_BREAKPOINT_PENDING;
+                m_owed = true;
+            }
+            return i + 1;
         }
-        return i + 1;
+        // NT: a second write at the same address only succeeds for an owed one.
+        return (bp.flags & KD_BREAKPOINT_PENDING) != 0 ? i + 1 : 0;
     }
-    return 0;
+    // A free slot; failing that, one whose breakpoint we lifted and the host never restored.
+    std::optional<uint32_t> slot;
+    for (uint32_t i = 0; i < BREAKPOINT_TABLE_SIZE && !slot; i++) {
+        if (m_breakpoints[i].flags == 0) {
+            slot = i;
+        }
+    }
+    for (uint32_t i = 0; i < BREAKPOINT_TABLE_SIZE && !slot; i++) {
+        if (m_breakpoints[i].flags == (KD_BREAKPOINT_ACTIVE | KD_BREAKPOINT_LIFTED)) {
+            slot = i;
+        }
+    }
+    if (!slot) {
+        return 0;
+    }
+    Breakpoint& bp = m_breakpoints[*slot];
+    bp = Breakpoint{};
+    bp.address = address;
+    bp.flags = KD_BREAKPOINT_ACTIVE;
+    if (!write_int3(bp)) {
+        // Not readable now (paged out): owed, written when the page comes in.
+        bp.flags |= KD_BREAKPOINT_PENDING;
+        m_owed = true;
+        spdlog::debug("kd: breakpoint {} at {:#x} is owed", *slot + 1, address);
+    }
+    return *slot + 1;
 }
 
 bool KdTarget::delete_breakpoint(uint32_t handle) {
@@ -938,40 +989,63 @@ bool KdTarget::delete_breakpoint(uint32_t handle) {
         return false;
     }
     Breakpoint& bp = m_breakpoints[handle - 1];
-    if ((bp.flags & KD_BREAKPOINT_ACTIVE) == 0) {
+    if ((bp.flags & KD_BREAKPOINT_ACTIVE) == 0 || (bp.flags & KD_BREAKPOINT_EXPIRED) != 0) {
         return false;
     }
-    if ((bp.flags & KD_BREAKPOINT_PENDING) == 0) {
+    if ((bp.flags & (KD_BREAKPOINT_PENDING | KD_BREAKPOINT_LIFTED)) == 0) {
         uint8_t current = 0;
-        if (m_machine.read_virtual(bp.address, {&current, 1}) == 1 && current == INT3) {
-            m_machine.write_virtual(bp.address, {&bp.content, 1});
+        if (m_machine.read_virtual(bp.address, {&current, 1}) == 1) {
+            if (current == INT3) {
+                m_machine.write_virtual(bp.address, {&bp.content, 1});
+            }
+        } else if (m_machine.is_paged_out(bp.address)) {
+            // The page went out with our 0xCC in it: restore it when it comes back
+            // (KD_BREAKPOINT_EXPIRED, as NT does); the handle is free for the host already.
+            bp.flags |= KD_BREAKPOINT_EXPIRED;
+            m_owed = true;
+            return true;
         }
     }
     bp = Breakpoint{};
     return true;
 }
 
-void KdTarget::delete_breakpoints_in(uint64_t low, uint64_t high) {
-    for (uint32_t i = 0; i < BREAKPOINT_TABLE_SIZE; i++) {
-        const Breakpoint& bp = m_breakpoints[i];
-        if ((bp.flags & KD_BREAKPOINT_ACTIVE) != 0 && (bp.flags & KD_BREAKPOINT_PENDING) == 0 &&
-            bp.address >= low && bp.address < high) {
-            delete_breakpoint(i + 1);
+void KdTarget::lift_breakpoints_in(uint64_t low, uint64_t high) {
+    for (auto& bp : m_breakpoints) {
+        if (bp.flags != KD_BREAKPOINT_ACTIVE || bp.address < low || bp.address >= high) {
+            continue;
         }
+        uint8_t current = 0;
+        if (m_machine.read_virtual(bp.address, {&current, 1}) == 1 && current == INT3) {
+            m_machine.write_virtual(bp.address, {&bp.content, 1});
+        }
+        bp.flags |= KD_BREAKPOINT_LIFTED;
     }
 }
 
+// KdSetOwedBreakpoints: on every page-in (and at each stop) expired entries get their original
+// byte back, then owed ones get their 0xCC.
 void KdTarget::set_owed_breakpoints() {
     bool still_owed = false;
+    for (auto& bp : m_breakpoints) {
+        if ((bp.flags & KD_BREAKPOINT_EXPIRED) == 0) {
+            continue;
+        }
+        uint8_t current = 0;
+        if (m_machine.read_virtual(bp.address, {&current, 1}) == 1) {
+            if (current == INT3) {
+                m_machine.write_virtual(bp.address, {&bp.content, 1});
+            }
+            bp = Breakpoint{};
+        } else {
+            still_owed = true;
+        }
+    }
     for (auto& bp : m_breakpoints) {
         if ((bp.flags & KD_BREAKPOINT_PENDING) == 0) {
             continue;
         }
-        uint8_t original = 0;
-        const uint8_t cc = INT3;
-        if (m_machine.read_virtual(bp.address, {&original, 1}) == 1 &&
-            m_machine.write_virtual(bp.address, {&cc, 1}) == 1) {
-            bp.content = original;
+        if (write_int3(bp)) {
             bp.flags &= ~KD_BREAKPOINT_PENDING;
             spdlog::debug("kd: owed breakpoint at {:#x} written", bp.address);
         } else {

@@ -78,6 +78,22 @@ class KdTarget {
     SimMachine& machine() { return m_machine; }
 
     static constexpr uint32_t BREAKPOINT_TABLE_SIZE = 32; // KD_BREAKPOINT_MAX
+    // KdpBreakpointTable entry flags. ACTIVE, PENDING (owed) and EXPIRED are NT's; LIFTED is
+    // ours: the target took the 0xCC out itself (a stop's 16-byte window, an unloaded image)
+    // and keeps the handle until the host restores it (see hw/README.md).
+    static constexpr uint32_t BREAKPOINT_ACTIVE = 0x01;
+    static constexpr uint32_t BREAKPOINT_PENDING = 0x02;
+    static constexpr uint32_t BREAKPOINT_EXPIRED = 0x08;
+    static constexpr uint32_t BREAKPOINT_LIFTED = 0x10;
+    struct Breakpoint {
+        uint32_t flags = 0; // 0 = free slot
+        uint64_t address = 0;
+        uint8_t content = 0; // the original byte
+    };
+    // The table as it is (slot i has handle i + 1).
+    const std::array<Breakpoint, BREAKPOINT_TABLE_SIZE>& breakpoint_table() const {
+        return m_breakpoints;
+    }
 
   private:
     bool kdnet() const;
@@ -96,12 +112,6 @@ class KdTarget {
         uint32_t retries_left = 0;
         std::chrono::steady_clock::time_point resend_at{};
     };
-    struct Breakpoint {
-        uint32_t flags = 0; // KD_BREAKPOINT_ACTIVE / PENDING
-        uint64_t address = 0;
-        uint8_t content = 0;
-    };
-
     void run_machine();
     void enter_stop(const RunResult& stop);
     void queue(OutKind kind, uint16_t type, std::vector<uint8_t> payload, bool optional);
@@ -135,11 +145,13 @@ class KdTarget {
     void reply_write_breakpoint(protocol::DBGKD_MANIPULATE_STATE64 m);
     void reply_restore_breakpoint(protocol::DBGKD_MANIPULATE_STATE64 m);
     void reply_msr(protocol::DBGKD_MANIPULATE_STATE64 m, bool write);
+    void reply_page_in(protocol::DBGKD_MANIPULATE_STATE64 m);
     void reply_unsupported(protocol::DBGKD_MANIPULATE_STATE64 m);
 
     uint32_t add_breakpoint(uint64_t address);
     bool delete_breakpoint(uint32_t handle);
-    void delete_breakpoints_in(uint64_t low, uint64_t high);
+    void lift_breakpoints_in(uint64_t low, uint64_t high);
+    bool write_int3(Breakpoint& bp);
     void set_owed_breakpoints();
     void set_debugger_not_present(bool not_present);
 

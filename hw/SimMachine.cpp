@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -273,6 +274,12 @@ void SimMachine::teardown() {
     m_ticks = 0;
     m_total_instructions = 0;
     m_debug_registers_armed = false;
+    m_booted = false;
+    m_sim_interrupt = 0;
+    m_driver_request = 0;
+    m_next_timer_due = 0;
+    m_interrupts = 0;
+    m_late = LateDriver{};
 }
 
 Result<void> SimMachine::boot() {
@@ -324,7 +331,20 @@ Result<void> SimMachine::boot() {
     }
     spdlog::debug("sim: booting {} cpu(s), {} physical pages, {} used", m_config.cpus,
                   m_memory->total_pages(), m_memory->allocated_pages());
-    return run_boot();
+    if (auto r = run_boot(); !r) {
+        return r;
+    }
+    m_booted = true;
+    const LateDriverConfig& late = m_config.late_driver;
+    std::error_code ec;
+    if (late.enabled && m_sim_interrupt != 0 && m_driver_request != 0 &&
+        std::filesystem::exists(m_config.image_dir / late.file, ec)) {
+        m_late.state = LateDriverState::Waiting;
+        m_late.next = m_boot_time + late.load_after;
+    } else if (late.enabled) {
+        spdlog::debug("sim: no late driver ({} missing)", late.file);
+    }
+    return {};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,6 +597,24 @@ bool SimMachine::is_paged_out(uint64_t va) const {
     return m_paged_out.count(va & PAGE_MASK) != 0;
 }
 
+void SimMachine::unmap_page(uint64_t va) {
+    uint64_t page = va & PAGE_MASK;
+    m_paged_out.erase(page);
+    if (auto pte_pa = pte_address(page)) {
+        uint64_t zero = 0;
+        std::memcpy(m_memory->host(*pte_pa), &zero, 8);
+    }
+    unicorn_unmap(page);
+}
+
+std::optional<uint64_t> SimMachine::backing_frame(uint64_t page) const {
+    auto it = m_paged_out.find(page & PAGE_MASK);
+    if (it != m_paged_out.end()) {
+        return it->second.pte & PTE_PFN_MASK;
+    }
+    return translate(page & PAGE_MASK);
+}
+
 // ---------------------------------------------------------------------------------------------
 // typed helpers on kernel memory
 // ---------------------------------------------------------------------------------------------
@@ -669,20 +707,30 @@ Result<void> SimMachine::load_images() {
         return r;
     }
     m_kernel_base = nt_base;
+    if (m_config.page_out_pageable) {
+        for (const auto& image : m_images) {
+            page_out_pageable_sections(image);
+        }
+    }
     return {};
 }
 
-Result<void> SimMachine::load_image(const std::string& file_name, uint64_t base) {
-    auto path = m_config.image_dir / file_name;
-    auto pe = PeImage::load_file(path);
-    if (!pe) {
-        return tl::unexpected(pe.error());
+// Pageable code and data (sections named PAGE*) start out of memory, as on a running system
+// whose working set was trimmed; the first access brings them in.
+void SimMachine::page_out_pageable_sections(const LoadedImage& image) {
+    for (const auto& section : image.pe.sections()) {
+        if (section.name.rfind("PAGE", 0) != 0) {
+            continue;
+        }
+        uint64_t start = image.info.base + section.virtual_address;
+        for (uint64_t va = start; va < start + section.virtual_size; va += PAGE_SIZE) {
+            mark_paged_out(va);
+        }
     }
-    if (pe->machine() != IMAGE_FILE_MACHINE_AMD64) {
-        return make_error(Errc::Unsupported, file_name + ": not an x64 image");
-    }
-    ImportResolver resolve = [this](const std::string& dll,
-                                    const PeImportSymbol& sym) -> std::optional<uint64_t> {
+}
+
+ImportResolver SimMachine::import_resolver() const {
+    return [this](const std::string& dll, const PeImportSymbol& sym) -> std::optional<uint64_t> {
         std::string want = to_lower(dll);
         for (const auto& image : m_images) {
             if (to_lower(image.info.base_name) != want) {
@@ -696,14 +744,37 @@ Result<void> SimMachine::load_image(const std::string& file_name, uint64_t base)
         }
         return std::nullopt;
     };
-    auto mapped = pe->map(base, resolve);
+}
+
+Result<void> SimMachine::load_image(const std::string& file_name, uint64_t base,
+                                    std::vector<uint64_t>* reuse_frames) {
+    auto path = m_config.image_dir / file_name;
+    auto pe = PeImage::load_file(path);
+    if (!pe) {
+        return tl::unexpected(pe.error());
+    }
+    if (pe->machine() != IMAGE_FILE_MACHINE_AMD64) {
+        return make_error(Errc::Unsupported, file_name + ": not an x64 image");
+    }
+    auto mapped = pe->map(base, import_resolver());
     if (!mapped) {
         return make_error(mapped.error().code, file_name + ": " + mapped.error().message);
     }
     for (uint32_t rva = 0; rva < pe->size_of_image(); rva += PAGE_SIZE) {
-        auto frame = allocate_frame();
-        if (!frame) {
-            return tl::unexpected(frame.error());
+        // A driver loaded again gets the frames of its previous load.
+        size_t index = rva / PAGE_SIZE;
+        std::optional<uint64_t> frame;
+        if (reuse_frames != nullptr && index < reuse_frames->size()) {
+            frame = (*reuse_frames)[index];
+        } else {
+            auto fresh = allocate_frame();
+            if (!fresh) {
+                return tl::unexpected(fresh.error());
+            }
+            frame = *fresh;
+            if (reuse_frames != nullptr) {
+                reuse_frames->push_back(*fresh);
+            }
         }
         std::memcpy(m_memory->host(*frame), mapped->data() + rva, PAGE_SIZE);
         uint32_t flags = pe->page_characteristics(rva);
@@ -743,6 +814,9 @@ Result<void> SimMachine::build_kernel_structures() {
     m_ps_loaded_module_list = symbol("PsLoadedModuleList");
     m_debugger_data_list = symbol("KdpDebuggerDataListHead");
     m_kd_debugger_data_block = symbol("KdDebuggerDataBlock");
+    m_sim_interrupt = symbol("KiSimInterrupt");
+    m_driver_request = symbol("KiSimDriverRequest");
+    m_next_timer_due = symbol("KiSimNextTimerDue");
     for (auto [name, value] : {std::pair{"RtlpBreakWithStatusInstruction", m_break_with_status},
                                {"KiIdleLoop", m_idle_loop},
                                {"PspSystemThreadStartup", m_system_thread_startup},
@@ -992,14 +1066,7 @@ Result<void> SimMachine::build_loader_entries() {
             return tl::unexpected(entry.error());
         }
         info.ldr_entry = *entry;
-        put64(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, DllBase), info.base);
-        put64(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, EntryPoint), info.entry_point);
-        put32(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, SizeOfImage), info.size);
-        put32(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, Flags), 0x49104000);
-        put16(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, LoadCount), 1);
-        put32(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, CheckSum), info.checksum);
-        put32(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, SizeOfImageNotRounded), info.size);
-        put32(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, TimeDateStamp), info.time_date_stamp);
+        fill_loader_entry(*entry, info);
         if (auto r = make_unicode_string(*entry + offsetof(KLDR_DATA_TABLE_ENTRY64, FullDllName),
                                          to_u16(info.full_name));
             !r) {
@@ -1059,6 +1126,18 @@ Result<void> SimMachine::build_loader_entries() {
     }
     put64(m_loader_block, count);
     return {};
+}
+
+// The numeric fields of a KLDR_DATA_TABLE_ENTRY (the names are UNICODE_STRINGs set apart).
+void SimMachine::fill_loader_entry(uint64_t entry, const ModuleInfo& info) {
+    put64(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, DllBase), info.base);
+    put64(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, EntryPoint), info.entry_point);
+    put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, SizeOfImage), info.size);
+    put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, Flags), 0x49104000);
+    put16(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, LoadCount), 1);
+    put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, CheckSum), info.checksum);
+    put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, SizeOfImageNotRounded), info.size);
+    put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, TimeDateStamp), info.time_date_stamp);
 }
 
 Result<void> SimMachine::fill_debugger_data() {
@@ -1474,11 +1553,18 @@ bool SimMachine::on_invalid_memory(int type, uint64_t address) {
 
 void SimMachine::on_memory(int type, uint64_t address, int size) {
     ExecState& ex = m_exec;
-    if (!m_debug_registers_armed || ex.stop != ExecStop::None) {
+    if (!m_debug_registers_armed) {
+        return;
+    }
+    // A second access of the same instruction may match another breakpoint: its bit joins.
+    bool more = ex.stop == ExecStop::Event && ex.event.kind == StopKind::HardwareBreakpoint &&
+                ex.event.data_breakpoint;
+    if (ex.stop != ExecStop::None && !more) {
         return;
     }
     CpuState& cpu = m_cpus[ex.cpu];
     uint64_t dr7 = cpu.special.KernelDr7;
+    uint64_t hits = 0;
     for (int i = 0; i < 4; i++) {
         bool enabled = ((dr7 >> (i * 2)) & 3) != 0;
         uint64_t rw = (dr7 >> (16 + i * 4)) & 3;
@@ -1488,20 +1574,31 @@ void SimMachine::on_memory(int type, uint64_t address, int size) {
         if (rw == 1 && type != UC_MEM_WRITE) {
             continue;
         }
+        // LENn also gives the alignment: the low address bits are ignored, as on the CPU.
         uint64_t length = dr_length(dr7 >> (18 + i * 4));
         uint64_t base = dr_value(cpu.special, i) & ~(length - 1);
         if (address < base + length && base < address + static_cast<uint64_t>(size)) {
-            // A data breakpoint is a trap: the access completes, the stop comes after it.
-            cpu.special.KernelDr6 = DR6_INIT | (1ULL << i);
-            ex.event = RunResult{};
-            ex.event.kind = StopKind::HardwareBreakpoint;
-            ex.event.exception_code = STATUS_SINGLE_STEP;
-            ex.event.dr6 = cpu.special.KernelDr6;
-            ex.stop = ExecStop::Event;
-            uc_emu_stop(m_uc);
-            return;
+            hits |= 1ULL << i;
         }
     }
+    if (hits == 0) {
+        return;
+    }
+    // A data breakpoint is a trap: the instruction completes and the stop comes before the
+    // next one. Stopping from this hook would leave RIP on the accessing instruction (Unicorn
+    // ends the slice in the middle of it), so the code hook of the next instruction stops.
+    if (more) {
+        cpu.special.KernelDr6 |= hits;
+        ex.event.dr6 = cpu.special.KernelDr6;
+        return;
+    }
+    cpu.special.KernelDr6 = DR6_INIT | hits;
+    ex.event = RunResult{};
+    ex.event.kind = StopKind::HardwareBreakpoint;
+    ex.event.exception_code = STATUS_SINGLE_STEP;
+    ex.event.dr6 = cpu.special.KernelDr6;
+    ex.event.data_breakpoint = true;
+    ex.stop = ExecStop::Event;
 }
 
 void SimMachine::arm_debug_registers() {
@@ -1538,9 +1635,312 @@ void SimMachine::process_timer(std::chrono::steady_clock::time_point now) {
     m_ticks += missed + 1;
     m_next_tick += m_config.tick * static_cast<int64_t>(missed + 1);
     update_kuser_time(now);
+    if (m_booted) {
+        service_interrupts(now);
+    }
     for (auto& cpu : m_cpus) {
         cpu.halted = false; // the clock interrupt wakes every halted processor
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// simulated interrupts and the driver loaded after boot
+// ---------------------------------------------------------------------------------------------
+
+// At a clock tick: move the late driver along, then interrupt the interrupt processor if it is
+// halted and nt has work (a driver request, an expired timer). Processors being stepped freeze
+// the rest of the machine, so nothing happens while any trace flag is set.
+void SimMachine::service_interrupts(std::chrono::steady_clock::time_point now) {
+    for (const auto& cpu : m_cpus) {
+        if (cpu.trace) {
+            return;
+        }
+    }
+    late_driver_step(now);
+    if (m_sim_interrupt == 0) {
+        return;
+    }
+    uint32_t cpu = interrupt_cpu();
+    if (!m_cpus[cpu].halted) {
+        return;
+    }
+    bool request =
+        (m_late.state == LateDriverState::Loading || m_late.state == LateDriverState::Unloading) &&
+        !m_late.delivered;
+    bool timer = false;
+    if (m_next_timer_due != 0) {
+        auto since_boot = std::chrono::duration_cast<std::chrono::nanoseconds>(now - m_boot_time);
+        uint64_t interrupt_time = static_cast<uint64_t>(since_boot.count()) / 100;
+        uint64_t due = get64(m_next_timer_due);
+        timer = due != SIM_TIMER_NONE && interrupt_time >= due;
+    }
+    if (request || timer) {
+        if (request) {
+            m_late.delivered = true;
+        }
+        deliver_interrupt(cpu);
+    }
+}
+
+// As an interrupt taken at the hlt: the return address (the instruction after the hlt) goes on
+// the stack and the processor continues in nt!KiSimInterrupt.
+void SimMachine::deliver_interrupt(uint32_t cpu) {
+    activate(cpu);
+    uint64_t rsp = reg(UC_X86_REG_RSP) - 8;
+    uint64_t rip = reg(UC_X86_REG_RIP);
+    if (write_virtual(rsp, {reinterpret_cast<const uint8_t*>(&rip), 8}) != 8) {
+        spdlog::debug("sim: interrupt on cpu {}: stack at {:#x} not writable", cpu, rsp);
+        return;
+    }
+    set_reg(UC_X86_REG_RSP, rsp);
+    set_reg(UC_X86_REG_RIP, m_sim_interrupt);
+    m_cpus[cpu].halted = false;
+    m_cpus[cpu].resume_flag = false;
+    m_interrupts++;
+}
+
+void SimMachine::late_driver_step(std::chrono::steady_clock::time_point now) {
+    const LateDriverConfig& config = m_config.late_driver;
+    auto operation = [this] {
+        return get64(m_driver_request + offsetof(SIM_DRIVER_REQUEST, Operation));
+    };
+    switch (m_late.state) {
+    case LateDriverState::Disabled:
+        return;
+    case LateDriverState::Waiting:
+        if (now >= m_late.next) {
+            if (auto r = late_driver_begin_load(); !r) {
+                spdlog::debug("sim: cannot load {}: {}", config.file, r.error().message);
+                m_late.state = LateDriverState::Disabled;
+            }
+        }
+        return;
+    case LateDriverState::Loading:
+        if (operation() == SIM_DRIVER_OP_NONE) {
+            m_late.state = LateDriverState::Loaded;
+            m_late.loads++;
+            m_late.next = now + config.unload_after;
+            spdlog::debug("sim: {} loaded", config.file);
+        }
+        return;
+    case LateDriverState::Loaded:
+        if (config.unload_after.count() > 0 && now >= m_late.next) {
+            uint64_t request = m_driver_request;
+            put64(request + offsetof(SIM_DRIVER_REQUEST, Operation), SIM_DRIVER_OP_UNLOAD);
+            m_late.delivered = false;
+            m_late.state = LateDriverState::Unloading;
+        }
+        return;
+    case LateDriverState::Unloading:
+        if (operation() == SIM_DRIVER_OP_NONE) {
+            late_driver_finish_unload();
+            m_late.state = LateDriverState::Waiting;
+            m_late.unloads++;
+            m_late.next = now + config.reload_after;
+            spdlog::debug("sim: {} unloaded", config.file);
+        }
+        return;
+    }
+}
+
+// MmLoadSystemImage's part, done by the simulator: map the image (relocated, imports bound),
+// build its loader entry, DRIVER_OBJECT and names, then ask nt (KiSimDriverRequest) for the
+// rest: PsLoadedModuleList, DbgLoadImageSymbols, DriverEntry.
+Result<void> SimMachine::late_driver_begin_load() {
+    const std::string& file = m_config.late_driver.file;
+    if (auto r = load_image(file, layout::LATE_DRIVER_BASE, &m_late.frames); !r) {
+        return r;
+    }
+    LoadedImage& image = m_images.back();
+    if (m_config.page_out_pageable) {
+        page_out_pageable_sections(image);
+    }
+    ModuleInfo& info = image.info;
+    std::string stem = info.base_name.substr(0, info.base_name.rfind('.'));
+    if (m_late.ldr_entry == 0) {
+        auto entry = pool_allocate(sizeof(KLDR_DATA_TABLE_ENTRY64), 16);
+        auto driver = pool_allocate(DRIVER_OBJECT_SIZE, 16);
+        auto registry = pool_allocate(16, 16);
+        auto name = pool_allocate(16 + info.full_name.size() + 1, 16);
+        if (!entry || !driver || !registry || !name) {
+            return make_error(Errc::Unsupported, "SimMachine: nonpaged pool exhausted");
+        }
+        uint64_t full_name = *entry + offsetof(KLDR_DATA_TABLE_ENTRY64, FullDllName);
+        uint64_t base_name = *entry + offsetof(KLDR_DATA_TABLE_ENTRY64, BaseDllName);
+        std::string key = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\" + stem;
+        if (auto r = make_unicode_string(full_name, to_u16(info.full_name)); !r) {
+            return tl::unexpected(r.error());
+        }
+        if (auto r = make_unicode_string(base_name, to_u16(info.base_name)); !r) {
+            return tl::unexpected(r.error());
+        }
+        if (auto r = make_unicode_string(*registry, to_u16(key)); !r) {
+            return tl::unexpected(r.error());
+        }
+        if (auto r = make_unicode_string(*driver + 0x38, to_u16("\\Driver\\" + stem)); !r) {
+            return tl::unexpected(r.error());
+        }
+        // The ANSI STRING DbgLoadImageSymbols takes, with its text right after it.
+        auto length = static_cast<uint16_t>(info.full_name.size());
+        put16(*name, length);
+        put16(*name + 2, static_cast<uint16_t>(length + 1));
+        put64(*name + 8, *name + 16);
+        put_bytes(*name + 16,
+                  {reinterpret_cast<const uint8_t*>(info.full_name.c_str()), length + 1u});
+        m_late.ldr_entry = *entry;
+        m_late.driver_object = *driver;
+        m_late.registry_path = *registry;
+        m_late.image_name = *name;
+    }
+    info.ldr_entry = m_late.ldr_entry;
+    fill_loader_entry(m_late.ldr_entry, info);
+    put64(m_late.ldr_entry, m_late.ldr_entry); // not linked yet: nt links it
+    put64(m_late.ldr_entry + 8, m_late.ldr_entry);
+    uint64_t driver = m_late.driver_object;
+    put16(driver + 0, IO_TYPE_DRIVER);
+    put16(driver + 2, DRIVER_OBJECT_SIZE);
+    put64(driver + 0x18, info.base);      // DriverStart
+    put32(driver + 0x20, info.size);      // DriverSize
+    put64(driver + 0x28, info.ldr_entry); // DriverSection
+    put64(driver + SIM_DRIVER_OBJECT_DRIVER_INIT, info.entry_point);
+    put64(driver + SIM_DRIVER_OBJECT_DRIVER_UNLOAD, 0);
+    m_modules.push_back(info);
+
+    uint64_t request = m_driver_request;
+    put64(request + offsetof(SIM_DRIVER_REQUEST, LdrEntry), m_late.ldr_entry);
+    put64(request + offsetof(SIM_DRIVER_REQUEST, DriverObject), driver);
+    put64(request + offsetof(SIM_DRIVER_REQUEST, RegistryPath), m_late.registry_path);
+    put64(request + offsetof(SIM_DRIVER_REQUEST, ImageName), m_late.image_name);
+    put64(request + offsetof(SIM_DRIVER_REQUEST, Status), 0);
+    put64(request + offsetof(SIM_DRIVER_REQUEST, Operation), SIM_DRIVER_OP_LOAD);
+    m_late.delivered = false;
+    m_late.state = LateDriverState::Loading;
+    spdlog::debug("sim: loading {} at {:#x}", file, info.base);
+    // The new pages are in memory now: owed breakpoints on them can go in (the page-in path).
+    if (m_page_in_callback) {
+        m_page_in_callback(info.base);
+    }
+    return {};
+}
+
+// MmUnloadSystemImage's last part: the image leaves the address space.
+void SimMachine::late_driver_finish_unload() {
+    for (size_t i = 0; i < m_images.size(); i++) {
+        if (m_images[i].info.base != layout::LATE_DRIVER_BASE) {
+            continue;
+        }
+        uint64_t base = m_images[i].info.base;
+        for (uint64_t off = 0; off < m_images[i].info.size; off += PAGE_SIZE) {
+            unmap_page(base + off);
+        }
+        m_images.erase(m_images.begin() + static_cast<long>(i));
+        break;
+    }
+    m_modules.erase(std::remove_if(m_modules.begin(), m_modules.end(),
+                                   [](const ModuleInfo& info) {
+                                       return info.base == layout::LATE_DRIVER_BASE;
+                                   }),
+                    m_modules.end());
+}
+
+// ---------------------------------------------------------------------------------------------
+// code check
+// ---------------------------------------------------------------------------------------------
+
+uint64_t fnv1a64(std::span<const uint8_t> bytes, uint64_t hash) {
+    for (uint8_t b : bytes) {
+        hash ^= b;
+        hash *= 0x100000001B3ULL;
+    }
+    return hash;
+}
+
+std::vector<CodeCheck> SimMachine::check_code() const {
+    std::vector<CodeCheck> checks;
+    for (const auto& image : m_images) {
+        CodeCheck c;
+        c.module = image.info.base_name;
+        c.base = image.info.base;
+        c.size = image.info.size;
+        c.memory_hash = fnv1a64({});
+        c.file_hash = c.memory_hash;
+        auto mapped = image.pe.map(image.info.base, import_resolver());
+        if (!mapped) {
+            c.differences = 1;
+            c.first_difference = image.info.base;
+            checks.push_back(c);
+            continue;
+        }
+        for (const auto& section : image.pe.sections()) {
+            if (!section.executable()) {
+                continue;
+            }
+            uint64_t start = image.info.base + section.virtual_address;
+            uint64_t end = start + section.virtual_size;
+            for (uint64_t va = start; va < end;) {
+                uint64_t n = std::min<uint64_t>(end - va, PAGE_SIZE - (va & ~PAGE_MASK));
+                std::vector<uint8_t> memory(n, 0);
+                if (auto frame = backing_frame(va)) {
+                    m_memory->read(*frame + (va & ~PAGE_MASK), memory);
+                }
+                std::span<const uint8_t> file(mapped->data() + (va - image.info.base), n);
+                c.memory_hash = fnv1a64(memory, c.memory_hash);
+                c.file_hash = fnv1a64(file, c.file_hash);
+                for (uint64_t i = 0; i < n; i++) {
+                    if (memory[i] != file[i]) {
+                        if (c.differences == 0) {
+                            c.first_difference = va + i;
+                            c.memory_byte = memory[i];
+                            c.file_byte = file[i];
+                        }
+                        c.differences++;
+                    }
+                }
+                c.code_bytes += n;
+                va += n;
+            }
+        }
+        checks.push_back(c);
+    }
+    return checks;
+}
+
+std::string format_code_report(const std::vector<CodeCheck>& checks) {
+    std::string out = "# kdsim code check: FNV-1a 64 of each image's executable sections, "
+                      "in memory and from the file\n";
+    const CodeCheck* first_bad = nullptr;
+    for (const auto& c : checks) {
+        char line[512];
+        std::snprintf(line, sizeof(line),
+                      "module %s base %016llx size %08x code %llu memory %016llx file %016llx",
+                      c.module.c_str(), static_cast<unsigned long long>(c.base), c.size,
+                      static_cast<unsigned long long>(c.code_bytes),
+                      static_cast<unsigned long long>(c.memory_hash),
+                      static_cast<unsigned long long>(c.file_hash));
+        out += line;
+        if (c.intact()) {
+            out += " intact\n";
+        } else {
+            std::snprintf(
+                line, sizeof(line), " modified %llu byte(s), first at %016llx: %02x, file %02x\n",
+                static_cast<unsigned long long>(c.differences),
+                static_cast<unsigned long long>(c.first_difference), c.memory_byte, c.file_byte);
+            out += line;
+            if (first_bad == nullptr) {
+                first_bad = &c;
+            }
+        }
+    }
+    if (first_bad == nullptr) {
+        out += "code intact\n";
+    } else {
+        char line[128];
+        std::snprintf(line, sizeof(line), "code modified at %016llx (%s)\n",
+                      static_cast<unsigned long long>(first_bad->first_difference),
+                      first_bad->module.c_str());
+        out += line;
+    }
+    return out;
 }
 
 RunResult SimMachine::finish(RunResult result) {
@@ -1579,6 +1979,12 @@ RunResult SimMachine::run(const RunBudget& budget) {
             }
         }
         RunResult r = execute(c, 1);
+        if (r.kind == StopKind::HardwareBreakpoint && r.data_breakpoint) {
+            // The stepped instruction completed and hit a data breakpoint: one debug trap
+            // with both the breakpoint's Bn and BS in Dr6.
+            m_cpus[c].special.KernelDr6 |= DR6_BS;
+            r.dr6 = m_cpus[c].special.KernelDr6;
+        }
         if (r.kind != StopKind::SliceEnd) {
             return finish(std::move(r));
         }

@@ -41,8 +41,9 @@ namespace kdcart::hw {
 // Where things live in the simulated kernel's address space (close to real Windows x64).
 namespace layout {
 inline constexpr uint64_t KUSER_SHARED_DATA = 0xFFFFF78000000000ULL;
-inline constexpr uint64_t KERNEL_BASE = 0xFFFFF80000600000ULL; // ntoskrnl.exe
-inline constexpr uint64_t DRIVER_BASE = 0xFFFFF88001200000ULL; // boot drivers (kdtest.sys)
+inline constexpr uint64_t KERNEL_BASE = 0xFFFFF80000600000ULL;      // ntoskrnl.exe
+inline constexpr uint64_t DRIVER_BASE = 0xFFFFF88001200000ULL;      // boot drivers (kdtest.sys)
+inline constexpr uint64_t LATE_DRIVER_BASE = 0xFFFFF88001400000ULL; // kdlate.sys, after boot
 inline constexpr uint64_t STACK_REGION = 0xFFFFF88000400000ULL;
 inline constexpr uint64_t STACK_STRIDE = 0x10000;            // one slot per stack, guard below
 inline constexpr uint64_t KERNEL_STACK_SIZE = 0x6000;        // 24 KiB, like Windows x64
@@ -70,12 +71,55 @@ std::vector<PhysicalRun> default_physical_runs();
 // Where the build put the images (the KDSIM_IMAGE_DIR compile definition).
 std::filesystem::path default_image_dir();
 
+// The driver loaded after boot (kdlate.sys): loaded `load_after` after boot, unloaded
+// `unload_after` after each load finished (0: never), loaded again `reload_after` after each
+// unload finished. Times are the guest's interrupt time (real time since boot).
+struct LateDriverConfig {
+    bool enabled = true;
+    std::string file = "kdlate.sys";
+    std::chrono::milliseconds load_after{5000};
+    std::chrono::milliseconds unload_after{20000};
+    std::chrono::milliseconds reload_after{5000};
+};
+
 struct SimConfig {
     uint32_t cpus = 1; // 1..8
     std::filesystem::path image_dir = default_image_dir();
     std::vector<PhysicalRun> memory = default_physical_runs();
     std::chrono::milliseconds tick{10}; // clock interrupt period (wakes hlt)
+    LateDriverConfig late_driver;
+    // Sections named PAGE* (kdtest's PAGEKD) start paged out, as pageable code does.
+    bool page_out_pageable = true;
 };
+
+enum class LateDriverState {
+    Disabled,  // not configured, or the image is missing
+    Waiting,   // not loaded; the next load is due at some time
+    Loading,   // mapped, nt is running its load (LoadSymbols, DriverEntry)
+    Loaded,    // in PsLoadedModuleList, its timer running
+    Unloading, // nt is running its unload (DriverUnload, UnloadSymbols); unmapped after
+};
+
+// One image's executable sections, in memory now against the file on disk (mapped at the
+// same base, relocated and bound): what `kdsim --dump-on-exit` reports.
+struct CodeCheck {
+    std::string module; // "kdtest.sys"
+    uint64_t base = 0;
+    uint32_t size = 0;
+    uint64_t code_bytes = 0;  // bytes hashed (executable sections, their virtual sizes)
+    uint64_t memory_hash = 0; // FNV-1a 64 of those bytes in memory (paged-out pages too)
+    uint64_t file_hash = 0;   // the same from the file
+    uint64_t differences = 0; // bytes that differ
+    uint64_t first_difference = 0;
+    uint8_t memory_byte = 0; // at first_difference
+    uint8_t file_byte = 0;
+    bool intact() const { return differences == 0 && memory_hash == file_hash; }
+};
+
+// A text report of the checks: a line per module and a final "code intact" or
+// "code modified at ADDR" line (see hw/README.md).
+std::string format_code_report(const std::vector<CodeCheck>& checks);
+uint64_t fnv1a64(std::span<const uint8_t> bytes, uint64_t hash = 0xCBF29CE484222325ULL);
 
 enum class StopKind {
     SliceEnd,           // the budget ran out; nothing to report
@@ -110,7 +154,8 @@ struct RunResult {
     uint64_t exception_address = 0;
     uint32_t number_parameters = 0;
     std::array<uint64_t, 2> exception_information{};
-    uint64_t dr6 = 0; // SingleStep / HardwareBreakpoint: the Dr6 the CPU would show
+    uint64_t dr6 = 0;             // SingleStep / HardwareBreakpoint: the Dr6 the CPU would show
+    bool data_breakpoint = false; // HardwareBreakpoint: a data (trap) one, not an execute one
 };
 
 struct RunBudget {
@@ -170,6 +215,8 @@ class SimMachine {
     bool page_in(uint64_t va);
     bool is_paged_out(uint64_t va) const;
     uint64_t page_in_count() const { return m_page_ins; }
+    // Removes a page from the page tables and the CPU's view for good (an unloaded image).
+    void unmap_page(uint64_t va);
     // Called right after the guest's access paged a page back in, before the faulting
     // instruction restarts (where NT calls KdSetOwedBreakpoints).
     void set_page_in_callback(std::function<void(uint64_t va)> callback);
@@ -207,6 +254,16 @@ class SimMachine {
     const SimConfig& config() const { return m_config; }
     uint64_t instructions_executed() const { return m_total_instructions; }
     uint64_t ticks() const { return m_ticks; }
+
+    // Simulated interrupts (timers, driver loads) go to this processor when it is halted.
+    uint32_t interrupt_cpu() const { return num_cpus() - 1; }
+    uint64_t interrupts_delivered() const { return m_interrupts; }
+    // The driver loaded after boot.
+    LateDriverState late_driver_state() const { return m_late.state; }
+    uint64_t late_driver_loads() const { return m_late.loads; }     // loads completed
+    uint64_t late_driver_unloads() const { return m_late.unloads; } // unloads completed
+    // Each image's executable sections in memory against its file (see CodeCheck).
+    std::vector<CodeCheck> check_code() const;
 
   private:
     struct CpuState {
@@ -246,6 +303,18 @@ class SimMachine {
         PeImage pe;
         ModuleInfo info;
     };
+    struct LateDriver {
+        LateDriverState state = LateDriverState::Disabled;
+        std::chrono::steady_clock::time_point next{};
+        std::vector<uint64_t> frames; // reused by every load
+        uint64_t ldr_entry = 0;
+        uint64_t driver_object = 0;
+        uint64_t registry_path = 0;
+        uint64_t image_name = 0; // ANSI STRING
+        bool delivered = false;  // the current request has had its interrupt
+        uint64_t loads = 0;
+        uint64_t unloads = 0;
+    };
 
     explicit SimMachine(SimConfig config);
     Result<void> boot();
@@ -263,14 +332,26 @@ class SimMachine {
 
     // boot steps
     Result<void> load_images();
-    Result<void> load_image(const std::string& file_name, uint64_t base);
+    Result<void> load_image(const std::string& file_name, uint64_t base,
+                            std::vector<uint64_t>* reuse_frames = nullptr);
+    ImportResolver import_resolver() const;
+    void page_out_pageable_sections(const LoadedImage& image);
+    void fill_loader_entry(uint64_t entry, const ModuleInfo& info);
     Result<void> build_kernel_structures();
     Result<void> build_processors();
     Result<void> build_loader_entries();
     Result<void> fill_debugger_data();
     Result<void> init_cpu_registers(uint32_t cpu, uint64_t rip, uint64_t rsp, uint64_t rcx);
     Result<void> run_boot();
-    uint64_t symbol(std::string_view name) const; // nt export (0 if missing)
+    uint64_t symbol(std::string_view name) const;               // nt export (0 if missing)
+    std::optional<uint64_t> backing_frame(uint64_t page) const; // present or paged out
+
+    // simulated interrupts and the late driver
+    void service_interrupts(std::chrono::steady_clock::time_point now);
+    void deliver_interrupt(uint32_t cpu);
+    void late_driver_step(std::chrono::steady_clock::time_point now);
+    Result<void> late_driver_begin_load();
+    void late_driver_finish_unload();
 
     // typed helpers on kernel virtual memory (boot-time construction)
     void put64(uint64_t va, uint64_t value);
@@ -339,6 +420,13 @@ class SimMachine {
     uint64_t m_ticks = 0;
     uint64_t m_total_instructions = 0;
     bool m_debug_registers_armed = false;
+
+    bool m_booted = false;
+    uint64_t m_sim_interrupt = 0;  // nt!KiSimInterrupt
+    uint64_t m_driver_request = 0; // nt!KiSimDriverRequest
+    uint64_t m_next_timer_due = 0; // nt!KiSimNextTimerDue
+    uint64_t m_interrupts = 0;
+    LateDriver m_late;
 };
 
 } // namespace kdcart::hw

@@ -8,6 +8,11 @@
 // The machine runs freely (boot, DbgPrint) until a host breaks in. kdsim keeps running when the
 // host goes away; a new host can attach later. Logs go to stderr. With --pty, kdsim also exits
 // when the process that started it dies (that process holds the other end of the pty).
+//
+//   --late-driver LOAD,UNLOAD,RELOAD   kdlate.sys schedule in ms (default 5000,20000,5000;
+//                                      UNLOAD 0 = never unload), or "off"
+//   --dump-on-exit FILE                on exit (SIGTERM, SIGINT), write the code check of every
+//                                      loaded image to FILE (default: $KDSIM_DUMP_ON_EXIT)
 #include "hw/KdTarget.h"
 #include "hw/SimMachine.h"
 #include "transport/ByteStream.h"
@@ -20,6 +25,8 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -29,6 +36,47 @@ volatile std::sig_atomic_t g_stop = 0;
 
 void on_signal(int) {
     g_stop = 1;
+}
+
+// "off", or "LOAD,UNLOAD,RELOAD" in milliseconds.
+bool parse_late_driver(const std::string& spec, kdcart::hw::LateDriverConfig& out) {
+    if (spec == "off") {
+        out.enabled = false;
+        return true;
+    }
+    unsigned long long v[3] = {0, 0, 0};
+    char tail = 0;
+    if (std::sscanf(spec.c_str(), "%llu,%llu,%llu%c", &v[0], &v[1], &v[2], &tail) != 3) {
+        return false;
+    }
+    out.enabled = true;
+    out.load_after = std::chrono::milliseconds(v[0]);
+    out.unload_after = std::chrono::milliseconds(v[1]);
+    out.reload_after = std::chrono::milliseconds(v[2]);
+    return true;
+}
+
+// Writes the report next to `path` first and renames it, so a reader never sees half of it.
+void write_code_report(const kdcart::hw::SimMachine& machine, const std::string& path) {
+    auto checks = machine.check_code();
+    std::string report = kdcart::hw::format_code_report(checks);
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << report;
+        if (!out) {
+            spdlog::error("cannot write {}", tmp);
+            return;
+        }
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        spdlog::error("cannot rename {} to {}", tmp, path);
+        return;
+    }
+    // The last line says it all: "code intact" or "code modified at ...".
+    std::string last = report.substr(0, report.size() - 1);
+    last = last.substr(last.rfind('\n') + 1);
+    spdlog::info("{} (report in {})", last, path);
 }
 
 } // namespace
@@ -68,6 +116,14 @@ int main(int argc, char** argv) {
     app.add_option("--image-dir", image_dir,
                    "directory with ntoskrnl.exe, hal.dll, kdcom.dll, kdtest.sys")
         ->check(CLI::ExistingDirectory);
+    std::string late_driver;
+    app.add_option("--late-driver", late_driver,
+                   "kdlate.sys schedule: LOAD,UNLOAD,RELOAD in ms (UNLOAD 0 = stay), or off")
+        ->default_str("5000,20000,5000");
+    std::string dump_on_exit;
+    app.add_option("--dump-on-exit", dump_on_exit,
+                   "on exit, write the code check of the loaded images to this file "
+                   "(default: $KDSIM_DUMP_ON_EXIT)");
     app.add_flag("-v,--verbose", verbose, "debug logging on stderr");
     CLI11_PARSE(app, argc, argv);
 
@@ -89,6 +145,15 @@ int main(int argc, char** argv) {
 
     hw::SimConfig config;
     config.cpus = cpus;
+    if (!late_driver.empty() && !parse_late_driver(late_driver, config.late_driver)) {
+        spdlog::error("--late-driver wants LOAD,UNLOAD,RELOAD (milliseconds) or off");
+        return 2;
+    }
+    if (dump_on_exit.empty()) {
+        if (const char* env = std::getenv("KDSIM_DUMP_ON_EXIT"); env != nullptr) {
+            dump_on_exit = env;
+        }
+    }
     if (!image_dir.empty()) {
         config.image_dir = image_dir;
     }
@@ -169,6 +234,9 @@ int main(int argc, char** argv) {
             spdlog::info("host disconnected");
             target.detach();
         }
+    }
+    if (!dump_on_exit.empty()) {
+        write_code_report(**machine, dump_on_exit);
     }
     const auto& s = target.stats();
     spdlog::info("exiting: {} packets out, {} in, {} state changes, {} prints sent, {} dropped",

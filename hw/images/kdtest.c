@@ -1,9 +1,12 @@
 /*
  * kdtest.sys: the test driver of the kdcart simulator. DriverEntry starts a system thread
  * (KdTestLoop) that runs forever on CPU 0: each iteration calls KdTestCompute and
- * KdTestUpdate, prints "kdtest: tick N" about every two seconds and then waits with
- * nt!KdSimWait (hlt). Breakpoint and stepping tests target these functions, so they stay
- * real, exported, non-inlined functions.
+ * KdTestUpdate (which writes the 8-byte KdTestCounter), from iteration
+ * KdTestPagedStartIteration on also KdTestPagedFunction (alone in the PAGEKD section, which
+ * the simulator pages out at boot), prints "kdtest: tick N" about every two seconds and then
+ * waits 100 ms with nt!KdSimWait (hlt). Breakpoint and stepping tests target these functions,
+ * so they stay real, exported, non-inlined functions. KdTestAccess and KdTestSpin are for
+ * tests that call them on a processor of their choice.
  */
 #include "sim_abi.h"
 
@@ -41,8 +44,15 @@ NTEXPORT volatile ULONG64 KdTestLastValue;
 NTEXPORT volatile UCHAR KdTestBuffer[KDTEST_BUFFER_SIZE];
 NTEXPORT volatile ULONG KdTestTicks;
 
+NTEXPORT volatile ULONG64 KdTestIteration; /* iterations of KdTestLoop completed */
+NTEXPORT volatile ULONG KdTestPagedStartIteration = SIM_KDTEST_PAGED_START_ITERATION;
+NTEXPORT volatile ULONG64 KdTestPagedCalls;
+NTEXPORT volatile ULONG64 KdTestPagedResult;
+NTEXPORT volatile ULONG64 KdTestSpinCount;
+
 NTEXPORT ULONG64 KdTestCompute(ULONG64 Input);
 NTEXPORT void KdTestUpdate(ULONG64 Value);
+NTEXPORT ULONG64 KdTestPagedFunction(ULONG64 Input);
 
 /* Absolute pointers in data: the loader must relocate them (DIR64 base relocations). */
 typedef struct _KDTEST_INFO {
@@ -74,12 +84,70 @@ NTEXPORT __declspec(noinline) void KdTestUpdate(ULONG64 Value) {
     KdTestCounter = next;
 }
 
+/* Pageable code: the only function in section PAGEKD, which starts paged out (not in the page
+ * tables). Its first call pages it in; owed breakpoints on it are written then. */
+NTEXPORT __declspec(noinline) __declspec(code_seg("PAGEKD")) ULONG64
+    KdTestPagedFunction(ULONG64 Input) {
+    ULONG64 calls = KdTestPagedCalls + 1;
+    KdTestPagedResult = Input * 3 + calls;
+    KdTestPagedCalls = calls;
+    return KdTestPagedResult;
+}
+
+/* One access of Size (1, 2, 4 or 8) bytes at Address: a store of Value when Write is nonzero,
+ * else a load (returned). For data-breakpoint tests. */
+NTEXPORT __declspec(noinline) ULONG64
+    KdTestAccess(ULONG64 Address, ULONG Size, ULONG Write, ULONG64 Value) {
+    ULONG64 result = 0;
+    switch (Size) {
+    case 1:
+        if (Write) {
+            *(volatile UCHAR*)Address = (UCHAR)Value;
+        } else {
+            result = *(volatile UCHAR*)Address;
+        }
+        break;
+    case 2:
+        if (Write) {
+            *(volatile USHORT*)Address = (USHORT)Value;
+        } else {
+            result = *(volatile USHORT*)Address;
+        }
+        break;
+    case 4:
+        if (Write) {
+            *(volatile ULONG*)Address = (ULONG)Value;
+        } else {
+            result = *(volatile ULONG*)Address;
+        }
+        break;
+    default:
+        if (Write) {
+            *(volatile ULONG64*)Address = Value;
+        } else {
+            result = *(volatile ULONG64*)Address;
+        }
+        break;
+    }
+    return result;
+}
+
+/* Busy work: adds 1 to KdTestSpinCount Iterations times. */
+NTEXPORT __declspec(noinline) void KdTestSpin(ULONG64 Iterations) {
+    for (ULONG64 i = 0; i < Iterations; i++) {
+        KdTestSpinCount++;
+    }
+}
+
 NTEXPORT __declspec(noinline) void KdTestLoop(PVOID Context) {
     (void)Context;
     ULONG64 iteration = 0;
     ULONG64 next_print = KeQueryInterruptTime();
     for (;;) {
         KdTestUpdate(KdTestCompute(iteration));
+        if (iteration >= KdTestPagedStartIteration) {
+            KdTestPagedFunction(iteration);
+        }
         ULONG64 now = KeQueryInterruptTime();
         if (now >= next_print) {
             DbgPrint("kdtest: tick %d\n", (int)KdTestTicks);
@@ -87,6 +155,7 @@ NTEXPORT __declspec(noinline) void KdTestLoop(PVOID Context) {
             next_print = now + (ULONG64)SIM_KDTEST_PRINT_INTERVAL_MS * 10000ULL;
         }
         iteration++;
+        KdTestIteration = iteration;
         KdSimWait(SIM_KDTEST_PERIOD_MS);
     }
 }

@@ -561,6 +561,275 @@ NTEXPORT void DbgUnLoadImageSymbols(PSTRING FileName, PVOID ImageBase, ULONG_PTR
 }
 
 /* ------------------------------------------------------------------------------------------
+ * Lists.
+ * ---------------------------------------------------------------------------------------- */
+static void InitializeListHead(LIST_ENTRY* Head) {
+    Head->Flink = Head;
+    Head->Blink = Head;
+}
+
+static void InsertTailList(LIST_ENTRY* Head, LIST_ENTRY* Entry) {
+    LIST_ENTRY* last = Head->Blink;
+    Entry->Flink = Head;
+    Entry->Blink = last;
+    last->Flink = Entry;
+    Head->Blink = Entry;
+}
+
+static void RemoveEntryList(LIST_ENTRY* Entry) {
+    LIST_ENTRY* next = Entry->Flink;
+    LIST_ENTRY* prev = Entry->Blink;
+    prev->Flink = next;
+    next->Blink = prev;
+    Entry->Flink = Entry;
+    Entry->Blink = Entry;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Timers and DPCs. Drivers see KDPC and KTIMER as opaque blocks of SIM_KDPC_SIZE and
+ * SIM_KTIMER_SIZE bytes. Timers expire from the simulated clock interrupt (KiSimInterrupt),
+ * which the simulator raises on the last processor when KiSimNextTimerDue has passed; the DPCs
+ * run right there, on that processor.
+ * ---------------------------------------------------------------------------------------- */
+struct _KDPC;
+typedef void (*PKDEFERRED_ROUTINE)(struct _KDPC* Dpc, PVOID DeferredContext, PVOID SystemArgument1,
+                                   PVOID SystemArgument2);
+
+typedef struct _KDPC {
+    PKDEFERRED_ROUTINE DeferredRoutine;
+    PVOID DeferredContext;
+    PVOID SystemArgument1;
+    PVOID SystemArgument2;
+    ULONG64 Reserved[4];
+} KDPC, *PKDPC;
+
+typedef struct _KTIMER {
+    LIST_ENTRY TimerListEntry;
+    ULONG64 DueTime; /* interrupt time, 100 ns units */
+    LONG Period;     /* ms, 0 = one shot */
+    BOOLEAN Inserted;
+    PKDPC Dpc;
+    ULONG64 Reserved[3];
+} KTIMER, *PKTIMER;
+
+_Static_assert(sizeof(KDPC) == SIM_KDPC_SIZE, "KDPC size");
+_Static_assert(sizeof(KTIMER) == SIM_KTIMER_SIZE, "KTIMER size");
+
+static LIST_ENTRY KiTimerListHead = {&KiTimerListHead, &KiTimerListHead};
+NTEXPORT volatile ULONG64 KiSimNextTimerDue = SIM_TIMER_NONE;
+NTEXPORT volatile ULONG64 KiSimInterruptCount;
+NTEXPORT volatile SIM_DRIVER_REQUEST KiSimDriverRequest;
+
+static void KiUpdateNextTimerDue(void) {
+    ULONG64 next = SIM_TIMER_NONE;
+    for (LIST_ENTRY* e = KiTimerListHead.Flink; e != &KiTimerListHead; e = e->Flink) {
+        PKTIMER timer = (PKTIMER)e;
+        if (timer->DueTime < next) {
+            next = timer->DueTime;
+        }
+    }
+    KiSimNextTimerDue = next;
+}
+
+NTEXPORT void KeInitializeDpc(PKDPC Dpc, PKDEFERRED_ROUTINE DeferredRoutine,
+                              PVOID DeferredContext) {
+    memset(Dpc, 0, sizeof(*Dpc));
+    Dpc->DeferredRoutine = DeferredRoutine;
+    Dpc->DeferredContext = DeferredContext;
+}
+
+NTEXPORT void KeInitializeTimer(PKTIMER Timer) {
+    memset(Timer, 0, sizeof(*Timer));
+    InitializeListHead(&Timer->TimerListEntry);
+}
+
+NTEXPORT BOOLEAN KeCancelTimer(PKTIMER Timer) {
+    BOOLEAN was_inserted = Timer->Inserted;
+    if (was_inserted) {
+        RemoveEntryList(&Timer->TimerListEntry);
+        Timer->Inserted = 0;
+        KiUpdateNextTimerDue();
+    }
+    return was_inserted;
+}
+
+/* DueTime < 0: relative, in 100 ns units; otherwise an absolute system time. */
+NTEXPORT BOOLEAN KeSetTimerEx(PKTIMER Timer, long long DueTime, LONG Period, PKDPC Dpc) {
+    BOOLEAN was_inserted = KeCancelTimer(Timer);
+    ULONG64 now = KeQueryInterruptTime();
+    ULONG64 due;
+    if (DueTime < 0) {
+        due = now + (ULONG64)(-DueTime);
+    } else {
+        ULONG64 system_now;
+        KeQuerySystemTime(&system_now);
+        due = (ULONG64)DueTime > system_now ? now + ((ULONG64)DueTime - system_now) : now;
+    }
+    Timer->DueTime = due;
+    Timer->Period = Period;
+    Timer->Dpc = Dpc;
+    Timer->Inserted = 1;
+    InsertTailList(&KiTimerListHead, &Timer->TimerListEntry);
+    KiUpdateNextTimerDue();
+    return was_inserted;
+}
+
+NTEXPORT BOOLEAN KeSetTimer(PKTIMER Timer, long long DueTime, PKDPC Dpc) {
+    return KeSetTimerEx(Timer, DueTime, 0, Dpc);
+}
+
+/* Runs the DPC of every expired timer; periodic timers go back in with their next due time.
+ * The list is scanned again after each DPC, which may set or cancel timers itself. */
+static void KiExpireTimers(void) {
+    for (int guard = 0; guard < 64; guard++) {
+        ULONG64 now = KeQueryInterruptTime();
+        PKTIMER expired = 0;
+        for (LIST_ENTRY* e = KiTimerListHead.Flink; e != &KiTimerListHead; e = e->Flink) {
+            if (((PKTIMER)e)->DueTime <= now) {
+                expired = (PKTIMER)e;
+                break;
+            }
+        }
+        if (expired == 0) {
+            break;
+        }
+        RemoveEntryList(&expired->TimerListEntry);
+        expired->Inserted = 0;
+        if (expired->Period > 0) {
+            ULONG64 period = (ULONG64)expired->Period * 10000ULL;
+            expired->DueTime += period;
+            if (expired->DueTime <= now) {
+                expired->DueTime = now + period;
+            }
+            expired->Inserted = 1;
+            InsertTailList(&KiTimerListHead, &expired->TimerListEntry);
+        }
+        KiUpdateNextTimerDue();
+        PKDPC dpc = expired->Dpc;
+        if (dpc != 0 && dpc->DeferredRoutine != 0) {
+            dpc->DeferredRoutine(dpc, dpc->DeferredContext, dpc->SystemArgument1,
+                                 dpc->SystemArgument2);
+        }
+    }
+    KiUpdateNextTimerDue();
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Drivers loaded after boot. The simulator has mapped the image and built its loader entry and
+ * DRIVER_OBJECT (MmLoadSystemImage's part); this is IopLoadDriver's and MmUnloadSystemImage's
+ * part, run from the simulated interrupt.
+ * ---------------------------------------------------------------------------------------- */
+typedef void (*PDRIVER_UNLOAD)(PVOID DriverObject);
+
+#define FIELD_AT(type, base, offset) (*(type*)((UCHAR*)(base) + (offset)))
+
+static __declspec(noinline) void IopLoadDriver(volatile SIM_DRIVER_REQUEST* Request) {
+    LIST_ENTRY* entry = (LIST_ENTRY*)Request->LdrEntry;
+    PVOID base = FIELD_AT(PVOID, entry, SIM_LDR_DLL_BASE);
+    PVOID driver = (PVOID)Request->DriverObject;
+    InsertTailList(&PsLoadedModuleList, entry);
+    DbgLoadImageSymbols((PSTRING)Request->ImageName, base, (ULONG_PTR)-1);
+    PDRIVER_INITIALIZE init = FIELD_AT(PDRIVER_INITIALIZE, driver, SIM_DRIVER_OBJECT_DRIVER_INIT);
+    NTSTATUS status = init(driver, (PUNICODE_STRING)Request->RegistryPath);
+    Request->Status = (ULONG64)(long long)status;
+    if (status < 0) {
+        DbgPrint("nt: driver at %p failed to initialize (0x%08x)\n", base, status);
+    }
+}
+
+static __declspec(noinline) void IopUnloadDriver(volatile SIM_DRIVER_REQUEST* Request) {
+    LIST_ENTRY* entry = (LIST_ENTRY*)Request->LdrEntry;
+    PVOID base = FIELD_AT(PVOID, entry, SIM_LDR_DLL_BASE);
+    PVOID driver = (PVOID)Request->DriverObject;
+    PDRIVER_UNLOAD unload = FIELD_AT(PDRIVER_UNLOAD, driver, SIM_DRIVER_OBJECT_DRIVER_UNLOAD);
+    if (unload != 0) {
+        unload(driver);
+    }
+    DbgUnLoadImageSymbols((PSTRING)Request->ImageName, base, (ULONG_PTR)-1);
+    RemoveEntryList(entry);
+}
+
+/* Called by KiSimInterrupt (below) with the interrupted state saved. */
+void KiSimDispatchInterrupt(void) {
+    KiSimInterruptCount++;
+    volatile SIM_DRIVER_REQUEST* request = &KiSimDriverRequest;
+    ULONG64 operation = request->Operation;
+    if (operation == SIM_DRIVER_OP_LOAD) {
+        IopLoadDriver(request);
+    } else if (operation == SIM_DRIVER_OP_UNLOAD) {
+        IopUnloadDriver(request);
+    }
+    if (operation != SIM_DRIVER_OP_NONE) {
+        request->Operation = SIM_DRIVER_OP_NONE;
+        request->Completed++;
+    }
+    KiExpireTimers();
+}
+
+/* The interrupt entry: the simulator pushed the interrupted RIP (right after a hlt) and jumped
+ * here. Saves flags and the volatile registers (xmm0-5 too), aligns the stack, calls
+ * KiSimDispatchInterrupt and returns to where the processor was. Unwind data describes the
+ * frame, so stacks walk through it. */
+__asm__(".text\n"
+        ".globl KiSimInterrupt\n"
+        ".def KiSimInterrupt; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiSimInterrupt:\n"
+        ".seh_proc KiSimInterrupt\n"
+        "    pushfq\n"
+        ".seh_stackalloc 8\n"
+        "    pushq %rax\n"
+        ".seh_pushreg %rax\n"
+        "    pushq %rcx\n"
+        ".seh_pushreg %rcx\n"
+        "    pushq %rdx\n"
+        ".seh_pushreg %rdx\n"
+        "    pushq %r8\n"
+        ".seh_pushreg %r8\n"
+        "    pushq %r9\n"
+        ".seh_pushreg %r9\n"
+        "    pushq %r10\n"
+        ".seh_pushreg %r10\n"
+        "    pushq %r11\n"
+        ".seh_pushreg %r11\n"
+        "    pushq %rbp\n"
+        ".seh_pushreg %rbp\n"
+        "    movq %rsp, %rbp\n"
+        ".seh_setframe %rbp, 0\n"
+        ".seh_endprologue\n"
+        "    andq $-16, %rsp\n"
+        "    subq $0x80, %rsp\n"
+        "    movdqa %xmm0, 0x20(%rsp)\n"
+        "    movdqa %xmm1, 0x30(%rsp)\n"
+        "    movdqa %xmm2, 0x40(%rsp)\n"
+        "    movdqa %xmm3, 0x50(%rsp)\n"
+        "    movdqa %xmm4, 0x60(%rsp)\n"
+        "    movdqa %xmm5, 0x70(%rsp)\n"
+        "    cld\n"
+        "    call KiSimDispatchInterrupt\n"
+        "    movdqa 0x20(%rsp), %xmm0\n"
+        "    movdqa 0x30(%rsp), %xmm1\n"
+        "    movdqa 0x40(%rsp), %xmm2\n"
+        "    movdqa 0x50(%rsp), %xmm3\n"
+        "    movdqa 0x60(%rsp), %xmm4\n"
+        "    movdqa 0x70(%rsp), %xmm5\n"
+        "    movq %rbp, %rsp\n"
+        "    popq %rbp\n"
+        "    popq %r11\n"
+        "    popq %r10\n"
+        "    popq %r9\n"
+        "    popq %r8\n"
+        "    popq %rdx\n"
+        "    popq %rcx\n"
+        "    popq %rax\n"
+        "    popfq\n"
+        "    ret\n"
+        ".seh_endproc\n"
+        ".section .drectve,\"yn\"\n"
+        ".ascii \" -export:KiSimInterrupt\"\n"
+        ".text\n");
+
+/* ------------------------------------------------------------------------------------------
  * Bug checks.
  * ---------------------------------------------------------------------------------------- */
 NTEXPORT __declspec(noreturn) void KeBugCheckEx(ULONG BugCheckCode, ULONG_PTR Parameter1,

@@ -117,5 +117,45 @@ typedef struct SIM_LOADER_BLOCK {
 /* The break-in period kdtest uses between iterations, and how often it prints. */
 #define SIM_KDTEST_PERIOD_MS 100
 #define SIM_KDTEST_PRINT_INTERVAL_MS 2000
+/* kdtest's loop calls KdTestPagedFunction (section PAGEKD, paged out at boot) from this
+ * iteration on (the default of the exported, writable KdTestPagedStartIteration). */
+#define SIM_KDTEST_PAGED_START_ITERATION 60
+/* kdlate.sys (loaded after boot) runs KdLateWork from a periodic timer DPC. */
+#define SIM_KDLATE_PERIOD_MS 500
+
+/* Simulated interrupts. At a clock tick the simulator makes a halted processor (the last one)
+ * take an "interrupt": it pushes the RIP after the hlt and jumps to nt!KiSimInterrupt, which
+ * saves the volatile registers, runs nt!KiSimDispatchInterrupt (driver load/unload requests,
+ * expired timers and their DPCs) and returns. The simulator only does so when there is work:
+ * a request in nt!KiSimDriverRequest, or nt!KiSimNextTimerDue (interrupt time, 100 ns units;
+ * SIM_TIMER_NONE = none) has passed. */
+#define SIM_TIMER_NONE 0xFFFFFFFFFFFFFFFFULL
+
+/* Opaque sizes of KDPC and KTIMER for drivers (nt.c defines the contents). */
+#define SIM_KDPC_SIZE 0x40
+#define SIM_KTIMER_SIZE 0x40
+
+/* A driver load or unload that the simulator (playing MmLoadSystemImage: it maps the image and
+ * builds the loader entry) asks nt to finish (link the entry into PsLoadedModuleList,
+ * DbgLoadImageSymbols, DriverEntry; or DriverUnload, DbgUnLoadImageSymbols, unlink). nt clears
+ * Operation and bumps Completed when done; the simulator then unmaps an unloaded image. */
+#define SIM_DRIVER_OP_NONE 0
+#define SIM_DRIVER_OP_LOAD 1
+#define SIM_DRIVER_OP_UNLOAD 2
+typedef struct SIM_DRIVER_REQUEST {
+    SIM_U64 Operation;    /* SIM_DRIVER_OP_* */
+    SIM_U64 LdrEntry;     /* KLDR_DATA_TABLE_ENTRY */
+    SIM_U64 DriverObject; /* DRIVER_OBJECT */
+    SIM_U64 RegistryPath; /* UNICODE_STRING* */
+    SIM_U64 ImageName;    /* STRING* (ANSI path, as DbgLoadImageSymbols takes it) */
+    SIM_U64 Status;       /* DriverEntry's NTSTATUS (sign-extended) */
+    SIM_U64 Completed;    /* requests completed so far */
+} SIM_DRIVER_REQUEST;
+
+/* DRIVER_OBJECT and KLDR_DATA_TABLE_ENTRY fields nt uses (x64 offsets). */
+#define SIM_DRIVER_OBJECT_DRIVER_INIT 0x58
+#define SIM_DRIVER_OBJECT_DRIVER_UNLOAD 0x68
+#define SIM_LDR_DLL_BASE 0x30
+#define SIM_LDR_ENTRY_POINT 0x38
 
 #endif

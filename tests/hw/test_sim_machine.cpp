@@ -7,10 +7,14 @@
 #include "hw/images/sim_abi.h"
 #include "protocol/dbgkd_structs.h"
 
+#include <array>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace kdcart;
@@ -23,10 +27,16 @@ namespace {
 enum class BootPrints { Keep, Drain };
 
 // A booted machine. With Drain, the DbgPrint queued during boot (kdtest's DriverEntry) is
-// taken off first, so the next run() executes code.
-std::unique_ptr<SimMachine> make_machine(uint32_t cpus = 1, BootPrints prints = BootPrints::Drain) {
+// taken off first, so the next run() executes code. The late driver (kdlate.sys) is off unless
+// `tweak` turns it on, so that no LoadSymbols stop turns up in the middle of other tests.
+std::unique_ptr<SimMachine> make_machine(uint32_t cpus = 1, BootPrints prints = BootPrints::Drain,
+                                         const std::function<void(SimConfig&)>& tweak = {}) {
     SimConfig cfg;
     cfg.cpus = cpus;
+    cfg.late_driver.enabled = false;
+    if (tweak) {
+        tweak(cfg);
+    }
     auto m = SimMachine::create(cfg);
     REQUIRE_MESSAGE(m.has_value(), (m ? std::string() : m.error().message));
     if (prints == BootPrints::Drain) {
@@ -139,8 +149,34 @@ TEST_CASE("PE images parse with relocations, exports and imports") {
     REQUIRE(drv->imports().size() == 1);
     CHECK(drv->imports()[0].dll == "ntoskrnl.exe");
     CHECK(drv->relocations().size() >= 4); // KdTestInfo's pointers
-    for (auto name : {"KdTestCompute", "KdTestUpdate", "KdTestCounter", "KdTestLoop"}) {
+    for (auto name :
+         {"KdTestCompute", "KdTestUpdate", "KdTestCounter", "KdTestLoop", "KdTestPagedFunction",
+          "KdTestPagedStartIteration", "KdTestAccess", "KdTestSpin", "KdTestIteration"}) {
         CHECK_MESSAGE(drv->export_rva(name).has_value(), name);
+    }
+    // KdTestPagedFunction is alone in PAGEKD, a page-aligned executable section.
+    const PeSection* paged = nullptr;
+    for (const auto& section : drv->sections()) {
+        if (section.name == "PAGEKD") {
+            paged = &section;
+        }
+    }
+    REQUIRE(paged != nullptr);
+    CHECK(paged->executable());
+    CHECK(paged->virtual_address % 0x1000 == 0);
+    CHECK(*drv->export_rva("KdTestPagedFunction") == paged->virtual_address);
+    for (const auto& section : drv->sections()) {
+        if (&section != paged) {
+            CHECK((section.virtual_address + section.virtual_size <= paged->virtual_address ||
+                   section.virtual_address >= paged->virtual_address + 0x1000));
+        }
+    }
+
+    auto late = PeImage::load_file(default_image_dir() / "kdlate.sys");
+    REQUIRE(late.has_value());
+    for (auto name :
+         {"DriverEntry", "KdLateWork", "KdLateHelper", "KdLateCounter", "KdLateUnload"}) {
+        CHECK_MESSAGE(late->export_rva(name).has_value(), name);
     }
 
     // Garbage and truncation are errors, never crashes.
@@ -735,4 +771,469 @@ TEST_CASE("bugcheck: KeBugCheckEx prints and breaks at RtlpBreakWithStatusInstru
     auto d = read_as<KDDEBUGGER_DATA64>(*m, m->kd_debugger_data_block());
     CHECK(read_as<uint64_t>(*m, d.KiBugcheckData) == 0xE2);
     CHECK(read_as<uint64_t>(*m, d.KiBugcheckData + 32) == 4);
+}
+
+// ---------------------------------------------------------------------------------------------
+// run control: pageable code, data breakpoints, stepping, the late driver, the code check
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// The address of the first `call rel32` in [from, from + length) that targets `target`.
+uint64_t find_call(SimMachine& m, uint64_t from, size_t length, uint64_t target) {
+    std::vector<uint8_t> code(length);
+    REQUIRE(m.read_virtual(from, code) == length);
+    for (size_t i = 0; i + 5 <= length; i++) {
+        if (code[i] != 0xE8) {
+            continue;
+        }
+        int32_t rel;
+        std::memcpy(&rel, &code[i + 1], 4);
+        if (from + i + 5 + static_cast<int64_t>(rel) == target) {
+            return from + i;
+        }
+    }
+    FAIL("no call found");
+    return 0;
+}
+
+// DR7 bits for breakpoint `n`: enabled (Ln), RW (0 execute, 1 write, 3 read/write), LEN bytes.
+uint64_t dr7_for(int n, uint64_t rw, uint64_t length) {
+    uint64_t len_bits = length == 1 ? 0 : length == 2 ? 1 : length == 8 ? 2 : 3;
+    return (1ULL << (n * 2)) | (rw << (16 + n * 4)) | (len_bits << (18 + n * 4));
+}
+
+void set_debug_registers(SimMachine& m, uint32_t cpu, std::array<uint64_t, 4> dr, uint64_t dr7) {
+    KSPECIAL_REGISTERS s = m.get_special(cpu);
+    s.KernelDr0 = dr[0];
+    s.KernelDr1 = dr[1];
+    s.KernelDr2 = dr[2];
+    s.KernelDr3 = dr[3];
+    s.KernelDr6 = 0xFFFF0FF0;
+    s.KernelDr7 = 0x400 | dr7;
+    m.set_special(cpu, s);
+}
+
+// Calls kdtest!KdTestAccess(address, size, write, value) on CPU 0 and returns the first stop:
+// a HardwareBreakpoint inside KdTestAccess, or the Breakpoint at nt!DbgBreakPoint it returns
+// to when nothing hit. CPU 0 is put back where it was. `at_stop` gets the context at the stop.
+RunResult guest_access(SimMachine& m, uint64_t address, uint64_t size, bool write,
+                       uint64_t value = 0, CONTEXT* at_stop = nullptr) {
+    CONTEXT saved = m.get_context(0);
+    saved.ContextFlags = CONTEXT_CONTROL | CONTEXT_INTEGER;
+    call_in_guest(m, 0, *m.address_of("kdtest", "KdTestAccess"),
+                  {address, size, write ? 1ULL : 0ULL, value});
+    auto r = run_until(m, is_stop, 3000ms);
+    REQUIRE(r.has_value());
+    CONTEXT c = m.get_context(0);
+    CHECK(c.Rip == r->pc);
+    if (at_stop != nullptr) {
+        *at_stop = c;
+    }
+    if (r->kind == StopKind::HardwareBreakpoint) {
+        auto back = run_until(m, is_stop, 3000ms);
+        REQUIRE(back.has_value());
+        CHECK(back->kind == StopKind::Breakpoint);
+    }
+    m.set_context(0, saved);
+    return *r;
+}
+
+} // namespace
+
+TEST_CASE("kdtest's PAGEKD page starts paged out; the loop's first call brings it in") {
+    auto m = make_machine();
+    uint64_t paged = *m->address_of("kdtest", "KdTestPagedFunction");
+    CHECK(paged % 0x1000 == 0);
+    CHECK(m->is_paged_out(paged));
+    CHECK_FALSE(m->translate(paged).has_value());
+    uint8_t b = 0;
+    CHECK(m->read_virtual(paged, {&b, 1}) == 0);
+    // The loop calls it from KdTestPagedStartIteration (60 by default, ~6 s) on.
+    uint64_t start_at = *m->address_of("kdtest", "KdTestPagedStartIteration");
+    CHECK(read_as<uint32_t>(*m, start_at) == SIM_KDTEST_PAGED_START_ITERATION);
+    CHECK(SIM_KDTEST_PAGED_START_ITERATION == 60);
+    uint64_t iteration = *m->address_of("kdtest", "KdTestIteration");
+    uint64_t calls = *m->address_of("kdtest", "KdTestPagedCalls");
+    auto now = read_as<uint64_t>(*m, iteration);
+    write_as<uint32_t>(*m, start_at, static_cast<uint32_t>(now + 3));
+    uint64_t page_ins = m->page_in_count();
+    auto r = run_until(
+        *m,
+        [&](const RunResult& r) {
+            REQUIRE(r.kind != StopKind::Fault);
+            return read_as<uint64_t>(*m, calls) > 0;
+        },
+        3000ms);
+    REQUIRE(r.has_value());
+    CHECK(read_as<uint64_t>(*m, iteration) >= now + 3);
+    CHECK_FALSE(m->is_paged_out(paged));
+    CHECK(m->translate(paged).has_value());
+    CHECK(m->page_in_count() == page_ins + 1);
+    // It stays in and keeps being called.
+    auto more = run_until(
+        *m, [&](const RunResult&) { return read_as<uint64_t>(*m, calls) >= 3; }, 3000ms);
+    CHECK(more.has_value());
+}
+
+TEST_CASE("data breakpoints: write and read/write, lengths 1/2/4/8 with alignment, traps") {
+    auto m = make_machine();
+    uint64_t access = *m->address_of("kdtest", "KdTestAccess");
+    uint64_t buf = *m->address_of("kdtest", "KdTestBuffer") + 64; // 16-aligned scratch
+    REQUIRE(buf % 16 == 0);
+    auto hit = [&](const RunResult& r, uint64_t bits) {
+        CHECK(r.kind == StopKind::HardwareBreakpoint);
+        CHECK(r.exception_code == STATUS_SINGLE_STEP);
+        CHECK(r.data_breakpoint);
+        CHECK((r.dr6 & 0xF) == bits);
+        CHECK((r.dr6 & 0x4000) == 0);
+        // A trap: reported after the access, inside KdTestAccess, at the next instruction.
+        CHECK(r.pc > access);
+        CHECK(r.pc < access + 0x100);
+        CHECK(r.exception_address == r.pc);
+        // The instruction after the access: KdTestAccess's accesses are each followed by
+        // a jmp, a ret or a movz (see the disassembly), never by another access.
+        uint8_t next = read_as<uint8_t>(*m, r.pc);
+        CHECK((next == 0xEB || next == 0xC3 || next == 0x0F || next == 0x31));
+    };
+    auto miss = [&](const RunResult& r) {
+        CHECK(r.kind == StopKind::Breakpoint);
+        CHECK(r.pc == *m->address_of("nt", "DbgBreakPoint"));
+    };
+
+    // w1 on buf+3.
+    set_debug_registers(*m, 0, {buf + 3, 0, 0, 0}, dr7_for(0, 1, 1));
+    RunResult r = guest_access(*m, buf + 3, 1, true, 0xAB);
+    hit(r, 1);
+    CHECK(read_as<uint8_t>(*m, buf + 3) == 0xAB); // the store completed before the stop
+    miss(guest_access(*m, buf + 4, 1, true, 0xCD));
+    miss(guest_access(*m, buf + 3, 1, false)); // a read does not hit a write breakpoint
+    // An 8-byte store over it hits too.
+    hit(guest_access(*m, buf, 8, true, 0x1122334455667788ULL), 1);
+
+    // w2 on buf+5: LEN 2 ignores address bit 0, so it covers buf+4..buf+5.
+    set_debug_registers(*m, 0, {0, buf + 5, 0, 0}, dr7_for(1, 1, 2));
+    hit(guest_access(*m, buf + 4, 1, true), 2);
+    hit(guest_access(*m, buf + 5, 1, true), 2);
+    miss(guest_access(*m, buf + 6, 2, true));
+    miss(guest_access(*m, buf + 3, 1, true));
+
+    // w4 on buf+8 (buf+8..buf+11) and w8 on buf+16 (buf+16..buf+23).
+    set_debug_registers(*m, 0, {0, 0, buf + 8, buf + 16}, dr7_for(2, 1, 4) | dr7_for(3, 1, 8));
+    hit(guest_access(*m, buf + 10, 2, true), 4);
+    miss(guest_access(*m, buf, 8, true));
+    miss(guest_access(*m, buf + 12, 4, true));
+    hit(guest_access(*m, buf + 23, 1, true), 8);
+    miss(guest_access(*m, buf + 24, 8, true));
+    // One access that covers both: both bits.
+    hit(guest_access(*m, buf + 8, 8, true), 4);
+    // An 8-byte store at buf+10 covers buf+10..buf+17: Dr2's and Dr3's ranges.
+    hit(guest_access(*m, buf + 10, 8, true), 4 | 8);
+
+    // RW = 11 (read/write) on buf+32, 4 bytes: loads and stores hit.
+    set_debug_registers(*m, 0, {buf + 32, 0, 0, 0}, dr7_for(0, 3, 4));
+    write_as<uint32_t>(*m, buf + 32, 0x5A5A5A5A);
+    CONTEXT loaded{};
+    hit(guest_access(*m, buf + 32, 4, false, 0, &loaded), 1);
+    CHECK(static_cast<uint32_t>(loaded.Rax) == 0x5A5A5A5A); // the load completed
+    hit(guest_access(*m, buf + 34, 1, false), 1);
+    hit(guest_access(*m, buf + 35, 1, true), 1);
+    miss(guest_access(*m, buf + 36, 4, false));
+
+    // G bits enable too; Dr7 without enable bits does nothing.
+    set_debug_registers(*m, 0, {buf + 32, 0, 0, 0}, (dr7_for(0, 3, 4) & ~1ULL) | 2);
+    hit(guest_access(*m, buf + 32, 4, false), 1);
+    set_debug_registers(*m, 0, {buf + 32, 0, 0, 0}, dr7_for(0, 3, 4) & ~3ULL);
+    miss(guest_access(*m, buf + 32, 4, false));
+}
+
+TEST_CASE("execute breakpoints do not write memory; stepping a data hit gives Bn and BS") {
+    auto m = make_machine();
+    uint64_t compute = *m->address_of("kdtest", "KdTestCompute");
+    std::vector<uint8_t> before(64);
+    REQUIRE(m->read_virtual(compute, before) == before.size());
+    set_debug_registers(*m, 0, {compute, 0, 0, 0}, dr7_for(0, 0, 1));
+    auto r = run_until(*m, is_stop, 3000ms);
+    REQUIRE(r.has_value());
+    CHECK(r->kind == StopKind::HardwareBreakpoint);
+    CHECK_FALSE(r->data_breakpoint);
+    CHECK(r->pc == compute);
+    std::vector<uint8_t> after(64);
+    REQUIRE(m->read_virtual(compute, after) == after.size());
+    CHECK(after == before);
+    for (const auto& c : m->check_code()) {
+        CHECK_MESSAGE(c.intact(), c.module);
+    }
+
+    // A write watchpoint on KdTestCounter; single-step until the store: Dr6 = B1 | BS.
+    uint64_t counter = *m->address_of("kdtest", "KdTestCounter");
+    set_debug_registers(*m, 0, {0, counter, 0, 0}, dr7_for(1, 1, 8));
+    m->set_trace_flag(0, true);
+    std::optional<RunResult> data_hit;
+    for (int i = 0; i < 3000 && !data_hit; i++) {
+        RunResult s = m->run();
+        if (s.kind == StopKind::HardwareBreakpoint) {
+            data_hit = s;
+        } else {
+            REQUIRE(s.kind == StopKind::SingleStep);
+            CHECK((s.dr6 & 0xF) == 0);
+        }
+    }
+    m->set_trace_flag(0, false);
+    REQUIRE(data_hit.has_value());
+    CHECK((data_hit->dr6 & 0x4002) == 0x4002);
+    set_debug_registers(*m, 0, {0, 0, 0, 0}, 0);
+}
+
+TEST_CASE("single step into a call lands on the callee's first instruction, int3-free") {
+    auto m = make_machine();
+    uint64_t loop = *m->address_of("kdtest", "KdTestLoop");
+    uint64_t compute = *m->address_of("kdtest", "KdTestCompute");
+    uint64_t call = find_call(*m, loop, 0x60, compute);
+    set_debug_registers(*m, 0, {call, 0, 0, 0}, dr7_for(0, 0, 1));
+    auto at_call = run_until(*m, is_stop, 3000ms);
+    REQUIRE(at_call.has_value());
+    REQUIRE(at_call->kind == StopKind::HardwareBreakpoint);
+    REQUIRE(at_call->pc == call);
+    set_debug_registers(*m, 0, {0, 0, 0, 0}, 0);
+    CONTEXT c = m->get_context(0);
+    m->set_trace_flag(0, true);
+    RunResult step = m->run();
+    CHECK(step.kind == StopKind::SingleStep);
+    CHECK(step.pc == compute);
+    CHECK(step.exception_address == compute);
+    CHECK(step.dr6 == (0xFFFF0FF0 | 0x4000));
+    CONTEXT in = m->get_context(0);
+    CHECK(in.Rsp == c.Rsp - 8);
+    CHECK(read_as<uint64_t>(*m, in.Rsp) == call + 5);
+    CHECK((in.EFlags & 0x100) == 0); // TF is not part of the reported flags
+    // Step to the ret and over it: back at the instruction after the call.
+    uint64_t pc = step.pc;
+    for (int i = 0; i < 100 && pc != call + 5; i++) {
+        RunResult s = m->run();
+        REQUIRE(s.kind == StopKind::SingleStep);
+        pc = s.pc;
+    }
+    CHECK(pc == call + 5);
+    CHECK(m->get_context(0).Rsp == c.Rsp);
+    m->set_trace_flag(0, false);
+    CHECK_FALSE(m->trace_flag(0));
+    // Nothing was written into the code.
+    for (const auto& check : m->check_code()) {
+        CHECK_MESSAGE(check.intact(), check.module);
+    }
+    // And the machine runs freely again.
+    uint64_t counter = *m->address_of("kdtest", "KdTestCounter");
+    uint64_t n = read_as<uint64_t>(*m, counter);
+    CHECK(run_until(
+              *m, [&](const RunResult&) { return read_as<uint64_t>(*m, counter) > n + 1; }, 2000ms)
+              .has_value());
+}
+
+TEST_CASE("stepping one CPU leaves the other frozen") {
+    auto m = make_machine(2);
+    // CPU 1 spins in kdtest!KdTestSpin (a long loop), CPU 0 runs kdtest's loop.
+    uint64_t spin_count = *m->address_of("kdtest", "KdTestSpinCount");
+    call_in_guest(*m, 1, *m->address_of("kdtest", "KdTestSpin"), {~0ULL});
+    auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < 200ms) {
+        m->run();
+    }
+    uint64_t spun = read_as<uint64_t>(*m, spin_count);
+    CHECK(spun > 0);
+    CONTEXT cpu1 = m->get_context(1);
+    uint64_t counter = *m->address_of("kdtest", "KdTestCounter");
+    uint64_t loops = read_as<uint64_t>(*m, counter);
+    m->set_trace_flag(0, true);
+    for (int i = 0; i < 100; i++) {
+        RunResult s = m->run();
+        CHECK(s.cpu == 0);
+        if (s.kind == StopKind::Halted) {
+            continue; // asleep in hlt until the next tick: nothing ran
+        }
+        CHECK(s.kind == StopKind::SingleStep);
+        if (i % 25 == 0) {
+            std::this_thread::sleep_for(10ms); // clock ticks pass; CPU 1 still does not run
+        }
+    }
+    CHECK(read_as<uint64_t>(*m, spin_count) == spun);
+    CONTEXT still = m->get_context(1);
+    CHECK(still.Rip == cpu1.Rip);
+    CHECK(still.Rsp == cpu1.Rsp);
+    CHECK(still.Rax == cpu1.Rax);
+    CHECK(read_as<uint64_t>(*m, counter) <= loops + 1);
+    m->set_trace_flag(0, false);
+    // Now CPU 1 is stepped and CPU 0 stays where it is.
+    CONTEXT cpu0 = m->get_context(0);
+    m->set_trace_flag(1, true);
+    for (int i = 0; i < 50; i++) {
+        RunResult s = m->run();
+        CHECK(s.cpu == 1);
+        CHECK(s.kind == StopKind::SingleStep);
+    }
+    m->set_trace_flag(1, false);
+    CHECK(read_as<uint64_t>(*m, spin_count) > spun);
+    CHECK(m->get_context(0).Rip == cpu0.Rip);
+    CHECK(m->get_context(0).Rsp == cpu0.Rsp);
+}
+
+TEST_CASE("kdlate.sys: loaded after boot, KdLateWork from its timer, unloaded, loaded again") {
+    auto m = make_machine(2, BootPrints::Drain, [](SimConfig& c) {
+        c.late_driver.enabled = true;
+        c.late_driver.load_after = 300ms;
+        c.late_driver.unload_after = 1500ms;
+        c.late_driver.reload_after = 300ms;
+    });
+    CHECK(m->late_driver_state() == LateDriverState::Waiting);
+    CHECK(m->interrupt_cpu() == 1);
+    CHECK_FALSE(m->address_of("kdlate", "KdLateWork").has_value());
+    CHECK_FALSE(m->translate(layout::LATE_DRIVER_BASE).has_value());
+    auto pe = PeImage::load_file(default_image_dir() / "kdlate.sys");
+    REQUIRE(pe.has_value());
+    const std::string path = "\\SystemRoot\\system32\\drivers\\kdlate.sys";
+
+    auto module_names = [&] {
+        std::vector<std::string> names;
+        uint64_t head = m->ps_loaded_module_list();
+        uint64_t at = read_as<uint64_t>(*m, head);
+        while (at != head && names.size() < 10) {
+            auto e = read_as<KLDR_DATA_TABLE_ENTRY64>(*m, at);
+            names.push_back(read_unicode(*m, e.BaseDllName));
+            at = e.InLoadOrderLinks.Flink;
+        }
+        return names;
+    };
+    auto kind_is = [](StopKind k) { return [k](const RunResult& r) { return r.kind == k; }; };
+    auto late_print = [](const RunResult& r) {
+        return r.kind == StopKind::DebugPrint && r.text.rfind("kdlate:", 0) == 0;
+    };
+
+    for (int round = 0; round < 2; round++) {
+        CAPTURE(round);
+        auto load = run_until(*m, kind_is(StopKind::LoadSymbols), 3000ms);
+        REQUIRE(load.has_value());
+        CHECK(load->cpu == 1);
+        CHECK(load->symbols.path == path);
+        CHECK(load->symbols.base == layout::LATE_DRIVER_BASE);
+        CHECK(load->symbols.size == pe->size_of_image());
+        CHECK(load->symbols.checksum == pe->checksum());
+        CHECK(m->late_driver_state() == LateDriverState::Loading);
+        // nt linked the entry before telling the debugger; DriverEntry has not run yet.
+        auto names = module_names();
+        CHECK(names == std::vector<std::string>{"ntoskrnl.exe", "hal.dll", "kdcom.dll",
+                                                "kdtest.sys", "kdlate.sys"});
+        REQUIRE(m->modules().size() == 5);
+        CHECK(m->modules()[4].full_name == path);
+        uint64_t work = *m->address_of("kdlate", "KdLateWork");
+        CHECK(work == layout::LATE_DRIVER_BASE + *pe->export_rva("KdLateWork"));
+        uint64_t counter = *m->address_of("kdlate", "KdLateCounter");
+        CHECK(read_as<uint64_t>(*m, counter) == 0);
+        auto hello = run_until(*m, late_print, 3000ms);
+        REQUIRE(hello.has_value());
+        CHECK(hello->text ==
+              "kdlate: DriverEntry "
+              "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\kdlate on cpu 1\n");
+        auto worked = run_until(
+            *m, [&](const RunResult&) { return read_as<uint64_t>(*m, counter) >= 2; }, 3000ms);
+        REQUIRE(worked.has_value());
+        CHECK(m->late_driver_state() == LateDriverState::Loaded);
+        CHECK(m->late_driver_loads() == static_cast<uint64_t>(round + 1));
+        CHECK(read_as<uint32_t>(*m, *m->address_of("kdlate", "KdLateLastProcessor")) == 1);
+        CHECK(m->interrupts_delivered() >= 3);
+
+        // NT's order: DriverUnload, then DbgUnLoadImageSymbols, then the image goes.
+        auto bye = run_until(*m, late_print, 4000ms);
+        REQUIRE(bye.has_value());
+        CHECK(bye->text.rfind("kdlate: DriverUnload after ", 0) == 0);
+        auto unload = run_until(*m, kind_is(StopKind::UnloadSymbols), 3000ms);
+        REQUIRE(unload.has_value());
+        CHECK(unload->cpu == 1);
+        CHECK(unload->symbols.path == path);
+        CHECK(unload->symbols.base == layout::LATE_DRIVER_BASE);
+        CHECK(m->translate(work).has_value()); // still mapped while nt reports it
+        auto gone = run_until(
+            *m,
+            [&](const RunResult&) { return m->late_driver_state() == LateDriverState::Waiting; },
+            3000ms);
+        REQUIRE(gone.has_value());
+        CHECK(m->late_driver_unloads() == static_cast<uint64_t>(round + 1));
+        CHECK_FALSE(m->translate(work).has_value());
+        CHECK_FALSE(m->address_of("kdlate", "KdLateWork").has_value());
+        CHECK(m->modules().size() == 4);
+        CHECK(module_names().size() == 4);
+    }
+    // The other CPU kept its loop going all along.
+    CHECK(read_as<uint64_t>(*m, *m->address_of("kdtest", "KdTestCounter")) > 10);
+}
+
+TEST_CASE("kdlate.sys on one CPU: the timer DPC runs inside kdtest's wait") {
+    auto m = make_machine(1, BootPrints::Drain, [](SimConfig& c) {
+        c.late_driver.enabled = true;
+        c.late_driver.load_after = 100ms;
+        c.late_driver.unload_after = 0ms; // stays
+    });
+    auto load = run_until(*m, [](const RunResult& r) { return r.kind == StopKind::LoadSymbols; });
+    REQUIRE(load.has_value());
+    CHECK(load->cpu == 0);
+    uint64_t counter = *m->address_of("kdlate", "KdLateCounter");
+    uint64_t kdtest = *m->address_of("kdtest", "KdTestCounter");
+    uint64_t loops = read_as<uint64_t>(*m, kdtest);
+    auto worked = run_until(
+        *m, [&](const RunResult&) { return read_as<uint64_t>(*m, counter) >= 3; }, 4000ms);
+    REQUIRE(worked.has_value());
+    CHECK(read_as<uint64_t>(*m, kdtest) > loops + 5);
+    CHECK(m->late_driver_state() == LateDriverState::Loaded);
+}
+
+TEST_CASE("check_code: memory against the files, paged-out pages included") {
+    auto m = make_machine();
+    auto checks = m->check_code();
+    REQUIRE(checks.size() == 4);
+    for (const auto& c : checks) {
+        CHECK_MESSAGE(c.intact(), c.module);
+        CHECK(c.code_bytes > 0);
+    }
+    CHECK(checks[3].module == "kdtest.sys");
+    CHECK(m->is_paged_out(*m->address_of("kdtest", "KdTestPagedFunction")));
+    std::string report = format_code_report(checks);
+    CHECK(report.find("module kdtest.sys base fffff88001200000") != std::string::npos);
+    CHECK(report.size() >= 12);
+    CHECK(report.substr(report.size() - 12) == "code intact\n");
+
+    uint64_t update = *m->address_of("kdtest", "KdTestUpdate");
+    uint8_t original = read_as<uint8_t>(*m, update);
+    write_as<uint8_t>(*m, update + 2, 0xCC);
+    checks = m->check_code();
+    CHECK_FALSE(checks[3].intact());
+    CHECK(checks[3].differences == 1);
+    CHECK(checks[3].first_difference == update + 2);
+    CHECK(checks[3].memory_byte == 0xCC);
+    CHECK(checks[0].intact());
+    report = format_code_report(checks);
+    char want[64];
+    std::snprintf(want, sizeof(want), "code modified at %016llx (kdtest.sys)\n",
+                  static_cast<unsigned long long>(update + 2));
+    CHECK(report.find(want) != std::string::npos);
+    write_as<uint8_t>(*m, update + 2, checks[3].file_byte);
+    CHECK(m->check_code()[3].intact());
+
+    // A byte changed inside the paged-out page counts as well.
+    uint64_t paged = *m->address_of("kdtest", "KdTestPagedFunction");
+    REQUIRE(m->page_in(paged));
+    uint8_t p0 = read_as<uint8_t>(*m, paged);
+    write_as<uint8_t>(*m, paged, 0xCC);
+    REQUIRE(m->mark_paged_out(paged));
+    CHECK(m->check_code()[3].first_difference == paged);
+    REQUIRE(m->page_in(paged));
+    write_as<uint8_t>(*m, paged, p0);
+    CHECK(m->check_code()[3].intact());
+
+    // A reboot brings every original byte back.
+    write_as<uint8_t>(*m, update, 0xCC);
+    CHECK_FALSE(m->check_code()[3].intact());
+    REQUIRE(m->reboot().has_value());
+    for (const auto& c : m->check_code()) {
+        CHECK_MESSAGE(c.intact(), c.module);
+    }
+    CHECK(read_as<uint8_t>(*m, update) == original);
 }
