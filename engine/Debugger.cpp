@@ -318,6 +318,9 @@ Result<void> Debugger::write_back_contexts() {
         if (ctx.ContextFlags == 0) {
             ctx.ContextFlags = CONTEXT_FULL;
         }
+        // Debug registers belong to the hardware breakpoints, which go through control space
+        // and Continue2's Dr7; a stale copy here would overwrite them.
+        ctx.ContextFlags &= ~(CONTEXT_DEBUG_REGISTERS & ~CONTEXT_AMD64);
         if (auto r = m_client->set_context(cpu, ctx); !r) {
             return r;
         }

@@ -319,6 +319,11 @@ Result<void> Debugger::resume_with_breakpoints(bool trace, uint32_t status) {
     if (!ctx) {
         return tl::unexpected(ctx.error());
     }
+    // WinDbg's order when resuming: SetContext, then the debug registers through control
+    // space, then Continue2.
+    if (auto r = write_back_contexts(); !r) {
+        return r;
+    }
     const uint64_t pc = ctx->Rip;
     bool on_sw = std::find(m_internal.begin(), m_internal.end(), pc) != m_internal.end();
     bool on_hw_exec = false;

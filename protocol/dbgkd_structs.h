@@ -3,6 +3,7 @@
 // Layouts from ../shared/reference/kd-protocol.md §2-§3. Every size and every offset the code
 // reads is proven at compile time. Decode by memcpy (see kd_decode/kd_encode), never by
 // casting a receive buffer.
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -973,8 +974,11 @@ template <class T> std::optional<T> kd_decode(std::span<const uint8_t> bytes, si
 
 template <class T> void kd_append(std::vector<uint8_t>& out, const T& v) {
     static_assert(std::is_trivially_copyable_v<T>);
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    out.insert(out.end(), p, p + sizeof(T));
+    const auto bytes = std::bit_cast<std::array<uint8_t, sizeof(T)>>(v);
+    out.reserve(out.size() + bytes.size());
+    for (uint8_t b : bytes) {
+        out.push_back(b);
+    }
 }
 
 template <class T> T kd_zero() {
