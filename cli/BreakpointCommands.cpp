@@ -340,6 +340,18 @@ void Repl::cmd_allow_convert(std::string_view args) {
           (m_dbg->allow_bp_ba_convert() ? "enabled" : "disabled") + "\n");
 }
 
+namespace {
+// WinDbg's event codes for the exceptions a kernel target reports.
+const struct {
+    const char* name;
+    uint32_t code;
+} kExceptionEvents[] = {
+    {"av", 0xC0000005},  {"dz", 0xC0000094},  {"ii", 0xC000001D}, {"sov", 0xC00000FD},
+    {"gp", 0x80000001},  {"aph", 0xC0000205}, {"dm", 0x80000002}, {"iov", 0xC0000095},
+    {"eh", 0xE06D7363},  {"ch", 0xC0000008},  {"isc", 0xC000001E}, {"3c", 0xC0000025},
+};
+} // namespace
+
 void Repl::cmd_sx(std::string_view word, std::string_view args) {
     args = trim_sv(args);
     if (args == "ld" || args == "ld:*") {
@@ -348,7 +360,40 @@ void Repl::cmd_sx(std::string_view word, std::string_view args) {
               "\n");
         return;
     }
-    error("Event filter '" + std::string(args) + "' is not supported yet (sxe ld / sxd ld are)");
+    using P = engine::Debugger::ExceptionPolicy;
+    const P policy = word == "sxe"   ? P::Break
+                     : word == "sxd" ? P::SecondChance
+                     : word == "sxn" ? P::Output
+                                     : P::Ignore;
+    std::optional<uint32_t> code;
+    for (const auto& e : kExceptionEvents) {
+        if (args == e.name) {
+            code = e.code;
+        }
+    }
+    if (!code && !args.empty()) {
+        auto cb = make_callbacks(*m_dbg);
+        if (auto v = evaluate_expression(args, cb); v && *v <= 0xFFFFFFFFu) {
+            code = static_cast<uint32_t>(*v);
+        }
+    }
+    if (!code) {
+        error("Unknown event '" + std::string(args) + "' (av, dz, ii, sov, ld, or an exception "
+              "code)");
+        return;
+    }
+    if (*code == protocol::STATUS_BREAKPOINT || *code == protocol::STATUS_SINGLE_STEP) {
+        error("Breakpoint and single-step events always stop in kdcart");
+        return;
+    }
+    m_dbg->set_exception_policy(*code, policy);
+    const char* what = policy == P::Break          ? "break on first chance"
+                       : policy == P::SecondChance ? "break on second chance"
+                       : policy == P::Output       ? "output, no break"
+                                                   : "ignore";
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%08x", *code);
+    print(std::string(exception_name(*code)) + " - code " + buf + ": " + what + "\n");
 }
 
 void Repl::after_stop_commands(const engine::StopEvent& stop) {

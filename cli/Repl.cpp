@@ -12,6 +12,7 @@
 namespace kdcart::cli {
 
 std::atomic<bool> g_interrupt{false};
+std::atomic<bool> g_terminate{false};
 
 namespace {
 
@@ -110,6 +111,14 @@ std::string Repl::on_debug_prompt(std::string_view prompt) {
     return line.value_or("");
 }
 
+void Repl::on_exception_passed(const engine::StopEvent& event) {
+    if (!m_at_line_start) {
+        print("\n");
+        m_at_line_start = true;
+    }
+    print(format_exception_line(event.exception_code, event.first_chance) + "\n");
+}
+
 void Repl::on_notice(std::string_view text) {
     if (!m_at_line_start) {
         print("\n");
@@ -187,6 +196,9 @@ bool Repl::wait_while_running() {
     auto last_break = steady_clock::time_point{};
     bool breaking = false;
     while (m_dbg->state() == engine::RunState::Running) {
+        if (g_terminate.load() && !breaking) {
+            g_interrupt.store(true);
+        }
         if (g_interrupt.exchange(false) ||
             (breaking && steady_clock::now() - last_break > seconds(3))) {
             if (auto r = m_dbg->break_in(); !r) {
@@ -198,6 +210,9 @@ bool Repl::wait_while_running() {
         auto stop = m_dbg->wait_for_stop(milliseconds(100));
         if (stop) {
             print_stop(*stop);
+            if (g_terminate.load()) {
+                return false; // the caller leaves through detach()
+            }
             return true;
         }
         if (stop.error().code == Errc::Timeout) {

@@ -14,6 +14,8 @@ namespace kdcart::cli {
 
 // Set by the SIGINT handler; the loops poll it.
 extern std::atomic<bool> g_interrupt;
+// Set by SIGTERM/SIGHUP: leave the target clean (break in, remove breakpoints, resume), quit.
+extern std::atomic<bool> g_terminate;
 
 class Output {
 public:
@@ -52,6 +54,7 @@ public:
     void on_debug_print(std::string_view text) override;
     std::string on_debug_prompt(std::string_view prompt) override;
     void on_notice(std::string_view text) override;
+    void on_exception_passed(const engine::StopEvent& event) override;
 
 private:
     Flow run_command(std::string_view cmd);

@@ -32,12 +32,21 @@ void on_sigint(int) {
     cli::g_interrupt.store(true);
 }
 
+void on_sigterm(int) {
+    cli::g_terminate.store(true);
+}
+
 void install_sigint() {
     struct sigaction sa {};
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; // no SA_RESTART: blocking reads return so loops see the flag
     sigaction(SIGINT, &sa, nullptr);
+    struct sigaction st {};
+    st.sa_handler = on_sigterm;
+    sigemptyset(&st.sa_mask);
+    sigaction(SIGTERM, &st, nullptr);
+    sigaction(SIGHUP, &st, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 }
 
@@ -103,6 +112,10 @@ std::optional<std::string> read_command(cli::Repl& repl, bool interactive) {
     if (interactive) {
         for (;;) {
             char* line = readline(repl.prompt().c_str());
+            if (cli::g_terminate.load()) {
+                std::free(line);
+                return std::nullopt;
+            }
             if (line == nullptr) {
                 if (cli::g_interrupt.exchange(false)) {
                     std::fputs("\n", stdout);
@@ -332,7 +345,13 @@ int main(int argc, char** argv) {
             }
             return repl.exit_code();
         }
-        if (repl.execute_line(*line) == cli::Repl::Flow::Quit) {
+        if (repl.execute_line(*line) == cli::Repl::Flow::Quit || cli::g_terminate.load()) {
+            if (cli::g_terminate.load() && dbg.state() == engine::RunState::Stopped) {
+                // SIGTERM/SIGHUP: leave no breakpoint behind, let the target run, go.
+                (void)dbg.detach();
+                out.write("kdcart: terminated; breakpoints removed, target resumed\n");
+                return 143;
+            }
             return repl.exit_code();
         }
     }

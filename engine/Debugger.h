@@ -24,6 +24,8 @@ public:
     virtual void on_debug_print(std::string_view text) = 0;
     virtual std::string on_debug_prompt(std::string_view prompt) = 0;
     virtual void on_notice(std::string_view text) = 0;
+    // An exception the filters say to report without stopping (sxd first chance, sxn).
+    virtual void on_exception_passed(const StopEvent& event) { (void)event; }
 };
 
 struct AttachOptions {
@@ -94,6 +96,17 @@ public:
     [[nodiscard]] Result<void> step(StepKind kind);
     // sxe/sxd for module loads: stop on LoadSymbols (default: continue silently).
     void set_break_on_module_load(bool on) { m_break_on_load = on; }
+    // Exception filters (sxe / sxd / sxn / sxi) by exception code. Break = stop on the first
+    // chance (the default); SecondChance = only tell about the first chance; Output = tell,
+    // never stop; Ignore = say nothing. Second chances always stop unless ignored.
+    enum class ExceptionPolicy { Break, SecondChance, Output, Ignore };
+    void set_exception_policy(uint32_t code, ExceptionPolicy policy) {
+        m_exception_policy[code] = policy;
+    }
+    ExceptionPolicy exception_policy(uint32_t code) const {
+        auto it = m_exception_policy.find(code);
+        return it == m_exception_policy.end() ? ExceptionPolicy::Break : it->second;
+    }
     // Waits up to `timeout` for the running target to stop. Errc::Timeout if it did not.
     [[nodiscard]] Result<StopEvent> wait_for_stop(Millis timeout);
     [[nodiscard]] Result<void> break_in();
@@ -158,6 +171,7 @@ private:
     std::function<std::optional<uint64_t>(const std::string&)> m_resolver;
     bool m_allow_bp_ba_convert = false;
     bool m_break_on_load = false;
+    std::map<uint32_t, ExceptionPolicy> m_exception_policy;
     struct Site {
         uint64_t address;
         uint32_t handle;

@@ -511,6 +511,25 @@ Result<std::optional<StopEvent>> Debugger::filter_stop(StopEvent ev) {
     }
     refresh_owed_states();
 
+    if (ev.kind == StopKind::Exception) {
+        const auto policy = exception_policy(ev.exception_code);
+        const bool pass = policy == ExceptionPolicy::Ignore || policy == ExceptionPolicy::Output ||
+                          (policy == ExceptionPolicy::SecondChance && ev.first_chance);
+        if (pass) {
+            if (policy != ExceptionPolicy::Ignore && m_delegate) {
+                m_delegate->on_exception_passed(ev);
+            }
+            m_internal.clear();
+            m_step_out_rsp.reset();
+            m_stepping = false;
+            m_phase = Phase::None;
+            if (auto r = resume_with_breakpoints(false, DBG_EXCEPTION_NOT_HANDLED); !r) {
+                return tl::unexpected(r.error());
+            }
+            return R{};
+        }
+    }
+
     if (m_phase == Phase::SteppingOffBreakpoint) {
         m_phase = Phase::None;
         const bool plain_step = ev.exception_code == STATUS_SINGLE_STEP &&

@@ -141,3 +141,36 @@ TEST_CASE("a target that reboots mid-session gets its breakpoints back") {
     cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
+
+TEST_CASE("exceptions: first and second chance, sxd av passes the first chance") {
+    e2e::Process p({kBin + "/kdcart", "--sim", "--kdsim", kBin + "/kdsim", "-b"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, "0: kd> ", 90s);
+    // Make the CPU store to address 0 through kdtest!KdTestAccess(0, 8, write).
+    cmd(p, "r rcx=0, rdx=8, r8=1, rip=kdtest!KdTestAccess; g");
+    EXPECT_OUT(p, R"(Access violation - code c0000005 \(first chance\)\n)"
+                  R"(First chance exceptions are reported before any exception handling\.\n)",
+               30s);
+    EXPECT_OUT(p, R"(kdtest!KdTestAccess\+0x[0-9a-f]+:\n)" + kAddr + R"( [0-9a-f]+ +mov +qword ptr \[rcx\])",
+               30s);
+    cmd(p, "g");
+    EXPECT_OUT(p, R"(Access violation - code c0000005 \(!!! second chance !!!\))", 30s);
+    cmd(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+
+    e2e::Process q({kBin + "/kdcart", "--sim", "--kdsim", kBin + "/kdsim", "-b"});
+    REQUIRE(q.started());
+    EXPECT_OUT(q, "0: kd> ", 90s);
+    cmd(q, "sxd av");
+    EXPECT_OUT(q, R"(Access violation - code c0000005: break on second chance)", 30s);
+    cmd(q, "r rcx=0, rdx=8, r8=1, rip=kdtest!KdTestAccess; g");
+    // The first chance is told about, not stopped at; the second chance stops.
+    EXPECT_OUT(q, R"(Access violation - code c0000005 \(first chance\)\n)"
+                  R"(Access violation - code c0000005 \(!!! second chance !!!\))",
+               30s);
+    EXPECT_OUT(q, "0: kd> ", 30s);
+    cmd(q, "sxe bogus");
+    EXPECT_OUT(q, R"(Unknown event 'bogus')", 30s);
+    cmd(q, "q");
+    CHECK(q.wait_exit(30s) == 0);
+}

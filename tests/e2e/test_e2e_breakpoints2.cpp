@@ -154,6 +154,24 @@ void code_intact_after_quit(const std::string& sim) {
     INFO(clean);
     CHECK(clean.find("code intact") != std::string::npos);
 
+    // SIGTERM while the target runs with breakpoints in it: kdcart breaks in, removes them,
+    // resumes the target and exits.
+    ::unlink(report.c_str());
+    {
+        auto p = start(sim);
+        REQUIRE(p.started());
+        EXPECT_OUT(p, "0: kd> ", 90s);
+        cmd(p, "bp kdtest!KdTestPagedFunction+1; bp kdtest!KdTestSpin; ba e1 kdtest!KdTestSpin; g");
+        EXPECT_OUT(p, "kdtest: tick", 30s);
+        p.signal(SIGTERM);
+        EXPECT_OUT(p, "kdcart: terminated; breakpoints removed, target resumed", 30s);
+        CHECK(p.wait_exit(30s) == 143);
+    }
+    for (int i = 0; i < 50 && read_file(report).find("code ") == std::string::npos; ++i) {
+        usleep(100000);
+    }
+    CHECK(read_file(report).find("code intact") != std::string::npos);
+
     // The check can fail: kill kdcart while its breakpoints are in the running target.
     ::unlink(report.c_str());
     {
