@@ -1,5 +1,6 @@
 // bp bu bm ba bl bc bd be, t p gu, .pagein, .allow_bp_ba_convert, sxe/sxd: WinDbg syntax.
 #include "cli/Repl.h"
+#include "cli/TextUtil.h"
 #include "cli/format/Expression.h"
 #include "cli/format/Format.h"
 
@@ -9,41 +10,43 @@ namespace kdcart::cli {
 
 namespace {
 
-std::string_view trim_sv(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
 // Leading "/1", "/p X", "/t X", "/c N", "/C N" options.
 struct BpOptions {
     bool one_shot = false;
 };
 std::string_view take_options(std::string_view args, BpOptions& opt, std::string& err) {
-    args = trim_sv(args);
+    args = trim(args);
     while (!args.empty() && args[0] == '/') {
         if (args.size() >= 2 && args[1] == '1') {
             opt.one_shot = true;
-            args = trim_sv(args.substr(2));
+            args = trim(args.substr(2));
             continue;
         }
         if (args.size() >= 2 && (args[1] == 'p' || args[1] == 't' || args[1] == 'c' ||
                                  args[1] == 'C')) {
             // Process/thread filters and call-depth limits: accepted and skipped, with a word.
             err = std::string("option /") + args[1] + " is not supported yet; ignored";
-            args = trim_sv(args.substr(2));
+            args = trim(args.substr(2));
             size_t sp = args.find_first_of(" \t");
-            args = sp == std::string_view::npos ? std::string_view() : trim_sv(args.substr(sp));
+            args = sp == std::string_view::npos ? std::string_view() : trim(args.substr(sp));
             continue;
         }
         err = "Unknown option '" + std::string(args.substr(0, 2)) + "'";
         return {};
     }
     return args;
+}
+
+// The optional pass count after a breakpoint's address (default 1).
+Result<uint64_t> parse_passes(std::string_view text, const ExpressionCallbacks& cb) {
+    if (text.empty()) {
+        return 1;
+    }
+    auto p = evaluate_expression(text, cb);
+    if (!p || *p == 0) {
+        return make_error(Errc::InvalidArgument, "Bad pass count '" + std::string(text) + "'");
+    }
+    return *p;
 }
 
 // Splits off a trailing "quoted command" and returns it (without quotes).
@@ -54,7 +57,7 @@ std::string take_command(std::string_view& args) {
     }
     auto end = args.rfind('"');
     std::string cmd(end > q ? args.substr(q + 1, end - q - 1) : args.substr(q + 1));
-    args = trim_sv(args.substr(0, q));
+    args = trim(args.substr(0, q));
     return cmd;
 }
 
@@ -90,22 +93,17 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
     auto value = evaluate_expression_prefix(args, cb, &used);
     if (value) {
         address = *value;
-        expr = std::string(trim_sv(args.substr(0, used)));
+        expr = std::string(trim(args.substr(0, used)));
     } else {
         // The first word is the expression; it may name a module that is not loaded yet.
         size_t sp = args.find_first_of(" \t");
         expr = std::string(args.substr(0, sp));
         used = sp == std::string_view::npos ? args.size() : sp;
     }
-    uint64_t passes = 1;
-    auto rest = trim_sv(args.substr(used));
-    if (!rest.empty()) {
-        auto p = evaluate_expression(rest, cb);
-        if (!p || *p == 0) {
-            error("Bad pass count '" + std::string(rest) + "'");
-            return;
-        }
-        passes = *p;
+    auto passes = parse_passes(trim(args.substr(used)), cb);
+    if (!passes) {
+        error(passes.error().message);
+        return;
     }
     engine::Debugger::BreakpointRequest req;
     req.kind = engine::BreakpointKind::Software;
@@ -113,7 +111,7 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
     req.expression = expr;
     req.address = address;
     req.one_shot = opt.one_shot;
-    req.pass_count = passes;
+    req.pass_count = *passes;
     req.command = command;
     if (!address) {
         if (expr.find('!') == std::string::npos) {
@@ -160,7 +158,7 @@ void Repl::cmd_ba(std::string_view args) {
         }
     }
     std::string command = take_command(args);
-    args = trim_sv(args);
+    args = trim(args);
     if (args.empty()) {
         error("Usage: ba [/1] e|r|w|i 1|2|4|8 ADDRESS [PASSES] [\"COMMANDS\"]");
         return;
@@ -175,13 +173,13 @@ void Repl::cmd_ba(std::string_view args) {
         error("Bad access type '" + std::string(1, args[0]) + "' (use e, r, w or i)");
         return;
     }
-    args = trim_sv(args.substr(1));
+    args = trim(args.substr(1));
     if (args.empty() || !std::isdigit(static_cast<unsigned char>(args[0]))) {
         error("Usage: ba ACCESS SIZE ADDRESS (e.g. ba w4 nt!KdDebuggerEnabled)");
         return;
     }
     const int size = args[0] - '0';
-    args = trim_sv(args.substr(1));
+    args = trim(args.substr(1));
     if (size != 1 && size != 2 && size != 4 && size != 8) {
         error("Bad size " + std::to_string(size) + ": hardware breakpoints cover 1, 2, 4 or 8 bytes");
         return;
@@ -193,24 +191,19 @@ void Repl::cmd_ba(std::string_view args) {
         error(addr.error().message);
         return;
     }
-    uint64_t passes = 1;
-    auto rest = trim_sv(args.substr(used));
-    if (!rest.empty()) {
-        auto p = evaluate_expression(rest, cb);
-        if (!p || *p == 0) {
-            error("Bad pass count '" + std::string(rest) + "'");
-            return;
-        }
-        passes = *p;
+    auto passes = parse_passes(trim(args.substr(used)), cb);
+    if (!passes) {
+        error(passes.error().message);
+        return;
     }
     engine::Debugger::BreakpointRequest req;
     req.kind = engine::BreakpointKind::Hardware;
-    req.expression = std::string(trim_sv(args.substr(0, used)));
+    req.expression = std::string(trim(args.substr(0, used)));
     req.address = *addr;
     req.access = access;
     req.length = static_cast<uint8_t>(size);
     req.one_shot = opt.one_shot;
-    req.pass_count = passes;
+    req.pass_count = *passes;
     req.command = command;
     auto r = m_dbg->set_breakpoint(req);
     if (!r) {
@@ -264,7 +257,7 @@ void Repl::cmd_bl() {
 }
 
 void Repl::cmd_bc_bd_be(std::string_view word, std::string_view args) {
-    auto ids = engine::parse_breakpoint_ids(std::string(trim_sv(args)), m_dbg->breakpoints());
+    auto ids = engine::parse_breakpoint_ids(std::string(trim(args)), m_dbg->breakpoints());
     if (!ids) {
         error("Usage: " + std::string(word) + " * | ID | ID-ID | ID ID ...");
         return;
@@ -283,7 +276,7 @@ void Repl::cmd_step(std::string_view word, std::string_view args) {
     using K = engine::Debugger::StepKind;
     const K kind = word == "t" ? K::Into : word == "p" ? K::Over : K::Out;
     uint64_t count = 1;
-    args = trim_sv(args);
+    args = trim(args);
     if (!args.empty()) {
         if (kind == K::Out) {
             error("gu takes no arguments");
@@ -313,7 +306,7 @@ void Repl::cmd_step(std::string_view word, std::string_view args) {
 
 void Repl::cmd_pagein(std::string_view args) {
     auto cb = make_callbacks(*m_dbg);
-    auto addr = evaluate_expression(trim_sv(args), cb);
+    auto addr = evaluate_expression(trim(args), cb);
     if (!addr) {
         error(addr.error().message);
         return;
@@ -327,7 +320,7 @@ void Repl::cmd_pagein(std::string_view args) {
 }
 
 void Repl::cmd_allow_convert(std::string_view args) {
-    args = trim_sv(args);
+    args = trim(args);
     if (!args.empty()) {
         if (args == "0" || args == "1") {
             m_dbg->set_allow_bp_ba_convert(args == "1");
@@ -353,7 +346,7 @@ const struct {
 } // namespace
 
 void Repl::cmd_sx(std::string_view word, std::string_view args) {
-    args = trim_sv(args);
+    args = trim(args);
     if (args == "ld" || args == "ld:*") {
         m_dbg->set_break_on_module_load(word == "sxe");
         print(std::string("Module load events: ") + (word == "sxe" ? "break" : "continue") +

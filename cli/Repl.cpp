@@ -1,4 +1,5 @@
 #include "cli/Repl.h"
+#include "cli/TextUtil.h"
 
 #include "cli/format/Expression.h"
 #include "cli/format/Format.h"
@@ -17,24 +18,6 @@ std::atomic<bool> g_terminate{false};
 namespace {
 
 using engine::StopKind;
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
-std::string lower(std::string_view s) {
-    std::string r(s);
-    for (auto& c : r) {
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    return r;
-}
 
 // Splits a line at ';' outside double quotes.
 std::vector<std::string> split_commands(const std::string& line) {

@@ -142,4 +142,22 @@ private:
     size_t m_consumed = 0;
 };
 
+// Waits for `re` in the process's output; on failure prints the transcript and fails the test.
+#define EXPECT_OUT(p, re, t)                                                                 \
+    do {                                                                                   \
+        bool ok_ = (p).expect((re), (t));                                                  \
+        if (!ok_) {                                                                        \
+            MESSAGE("transcript:\n" << (p).transcript());                                  \
+        }                                                                                  \
+        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                 \
+    } while (0)
+
+// Sends one kd command line.
+inline void cmd(Process& p, const std::string& c) {
+    p.send(c + "\n");
+}
+
+// An address as kd prints it.
+inline const std::string kAddr = R"([0-9a-f]{8}`[0-9a-f]{8})";
+
 } // namespace e2e

@@ -11,23 +11,13 @@
 #include <unistd.h>
 
 using namespace std::chrono_literals;
+using e2e::cmd;
+using e2e::kAddr;
 
 namespace {
 const std::string kBin = KDCART_BIN_DIR;
-const std::string kAddr = R"([0-9a-f]{8}`[0-9a-f]{8})";
 
-#define EXPECT_OUT(p, re, t)                                                                 \
-    do {                                                                                   \
-        bool ok_ = (p).expect((re), (t));                                                  \
-        if (!ok_) {                                                                        \
-            MESSAGE("transcript:\n" << (p).transcript());                                  \
-        }                                                                                  \
-        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                 \
-    } while (0)
 
-void cmd(e2e::Process& p, const std::string& c) {
-    p.send(c + "\n");
-}
 
 e2e::Process start(const std::string& sim) {
     return e2e::Process({kBin + "/kdcart", "--sim", sim, "--kdsim", kBin + "/kdsim", "-b"});

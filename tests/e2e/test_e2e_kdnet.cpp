@@ -6,18 +6,12 @@
 #include <doctest/doctest.h>
 
 using namespace std::chrono_literals;
+using e2e::cmd;
+using e2e::kAddr;
 
 namespace {
 const std::string kBin = KDCART_BIN_DIR;
 
-#define EXPECT_OUT(p, re, t)                                                                 \
-    do {                                                                                   \
-        bool ok_ = (p).expect((re), (t));                                                  \
-        if (!ok_) {                                                                        \
-            MESSAGE("transcript:\n" << (p).transcript());                                  \
-        }                                                                                  \
-        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                 \
-    } while (0)
 
 // Deterministic commands: their output does not depend on where the CPU was at break-in.
 const char* kScript = "r rip\n"

@@ -8,6 +8,8 @@
 #include <sys/un.h>
 
 using namespace std::chrono_literals;
+using e2e::cmd;
+using e2e::kAddr;
 
 namespace {
 const std::string kBin = KDCART_BIN_DIR;
@@ -19,18 +21,7 @@ e2e::Process start_sim(std::vector<std::string> extra = {}) {
     return e2e::Process(argv);
 }
 
-void command(e2e::Process& p, const std::string& cmd) {
-    p.send(cmd + "\n");
-}
 
-#define EXPECT_OUT(p, re, t)                                                                 \
-    do {                                                                                   \
-        bool ok_ = (p).expect((re), (t));                                                  \
-        if (!ok_) {                                                                        \
-            MESSAGE("transcript:\n" << (p).transcript());                                  \
-        }                                                                                  \
-        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                 \
-    } while (0)
 } // namespace
 
 TEST_CASE("serial: break in, r, dq KDBG, lm, g with DbgPrint, break in again, q") {
@@ -42,7 +33,7 @@ TEST_CASE("serial: break in, r, dq KDBG, lm, g with DbgPrint, break in again, q"
     EXPECT_OUT(p, R"(nt!RtlpBreakWithStatusInstruction:\n[0-9a-f]{8}`[0-9a-f]{8} cc +int +3)", 30s);
     EXPECT_OUT(p, "0: kd> ", 30s);
 
-    command(p, "r");
+    e2e::cmd(p, "r");
     EXPECT_OUT(p, R"(rax=[0-9a-f]{16} rbx=[0-9a-f]{16} rcx=[0-9a-f]{16}\n)", 30s);
     EXPECT_OUT(p, R"( r8=[0-9a-f]{16}  r9=[0-9a-f]{16} r10=)", 5s);
     EXPECT_OUT(p, R"(iopl=0 +\w\w \w\w ei)", 5s);
@@ -50,26 +41,26 @@ TEST_CASE("serial: break in, r, dq KDBG, lm, g with DbgPrint, break in again, q"
     EXPECT_OUT(p, kPrompt, 10s);
 
     // The debugger data block through the kernel's export: tag 'KDBG' in the third qword.
-    command(p, "dq nt!KdDebuggerDataBlock L4");
+    e2e::cmd(p, "dq nt!KdDebuggerDataBlock L4");
     EXPECT_OUT(p, R"([0-9a-f]{8}`[0-9a-f]{8}  [0-9a-f]{8}`[0-9a-f]{8} [0-9a-f]{8}`[0-9a-f]{8}\n)", 30s);
     EXPECT_OUT(p, R"([0-9a-f]{8}`[0-9a-f]{8}  [0-9a-f]{8}`4742444b [0-9a-f]{8}`[0-9a-f]{8}\n)", 5s);
     EXPECT_OUT(p, kPrompt, 10s);
-    command(p, "dc nt!KdDebuggerDataBlock+10 L4");
+    e2e::cmd(p, "dc nt!KdDebuggerDataBlock+10 L4");
     EXPECT_OUT(p, R"(4742444b [0-9a-f]{8} [0-9a-f]{8} [0-9a-f]{8}  KDBG)", 30s);
 
-    command(p, "lm");
+    e2e::cmd(p, "lm");
     EXPECT_OUT(p, "start             end                 module name\n", 30s);
     EXPECT_OUT(p, R"(fffff8[0-9a-f]{2}`[0-9a-f]{8} fffff8[0-9a-f]{2}`[0-9a-f]{8}   nt  )", 30s);
     EXPECT_OUT(p, R"(   kdtest )", 30s);
     EXPECT_OUT(p, kPrompt, 10s);
 
-    command(p, "g");
+    e2e::cmd(p, "g");
     EXPECT_OUT(p, "kdtest: tick", 30s);
     p.signal(SIGINT);
     EXPECT_OUT(p, R"(Break instruction exception - code 80000003 \(first chance\))", 30s);
     EXPECT_OUT(p, kPrompt, 30s);
 
-    command(p, "q");
+    e2e::cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
 
@@ -77,21 +68,21 @@ TEST_CASE("serial: typos and unreadable memory get one clear line and the sessio
     auto p = start_sim({"-b"});
     REQUIRE(p.started());
     EXPECT_OUT(p, "0: kd> ", 90s);
-    command(p, "frobnicate 12");
+    e2e::cmd(p, "frobnicate 12");
     EXPECT_OUT(p, R"(\^ Syntax error in 'frobnicate 12')", 10s);
-    command(p, "db 0 L10");
+    e2e::cmd(p, "db 0 L10");
     EXPECT_OUT(p, R"(00000000`00000000  \?\? \?\? \?\? \?\? \?\? \?\? \?\? \?\?-\?\? \?\?)", 30s);
-    command(p, "dq nosuchmodule!Foo");
+    e2e::cmd(p, "dq nosuchmodule!Foo");
     EXPECT_OUT(p, R"(Couldn't resolve error at 'nosuchmodule!Foo')", 30s);
-    command(p, "r nosuchreg");
+    e2e::cmd(p, "r nosuchreg");
     EXPECT_OUT(p, R"(Bad register error)", 10s);
-    command(p, "r rax=1234; r rax");
+    e2e::cmd(p, "r rax=1234; r rax");
     EXPECT_OUT(p, R"(rax=0000000000001234)", 30s);
-    command(p, "eb nt!KdDebuggerDataBlock+10 4b; db nt!KdDebuggerDataBlock+10 L4");
+    e2e::cmd(p, "eb nt!KdDebuggerDataBlock+10 4b; db nt!KdDebuggerDataBlock+10 L4");
     EXPECT_OUT(p, R"(4b 44 42 47)", 30s);
-    command(p, "vertarget");
+    e2e::cmd(p, "vertarget");
     EXPECT_OUT(p, R"(Kernel Version \d+ (UP|MP))", 30s);
-    command(p, "q");
+    e2e::cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
 
@@ -131,15 +122,15 @@ TEST_CASE("serial: two processors, ~1 switches to the idle CPU and back") {
     REQUIRE(p.started());
     EXPECT_OUT(p, R"(Kernel Version \d+ MP \(2 procs\))", 90s);
     EXPECT_OUT(p, "0: kd> ", 30s);
-    command(p, "~1");
+    e2e::cmd(p, "~1");
     EXPECT_OUT(p, R"(nt!KiIdleLoop:\n[0-9a-f]{8}`[0-9a-f]{8} f4 +hlt)", 30s);
     EXPECT_OUT(p, "1: kd> ", 30s);
-    command(p, "~0");
+    e2e::cmd(p, "~0");
     EXPECT_OUT(p, "nt!RtlpBreakWithStatusInstruction:", 30s);
     EXPECT_OUT(p, "0: kd> ", 30s);
-    command(p, "~7");
+    e2e::cmd(p, "~7");
     EXPECT_OUT(p, R"(Processor 7 does not exist)", 10s);
-    command(p, "q");
+    e2e::cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
 
@@ -147,15 +138,15 @@ TEST_CASE("serial: .reboot, the target comes back, break in again") {
     auto p = start_sim({"-b"});
     REQUIRE(p.started());
     EXPECT_OUT(p, "0: kd> ", 90s);
-    command(p, ".reboot");
+    e2e::cmd(p, ".reboot");
     EXPECT_OUT(p, R"(Shutdown occurred at \(.*\)\.\.\.unloading all symbol tables\.)", 30s);
     EXPECT_OUT(p, "kdtest: DriverEntry", 60s);
     EXPECT_OUT(p, "kdtest: tick", 30s);
     p.signal(SIGINT);
     EXPECT_OUT(p, R"(Break instruction exception - code 80000003 \(first chance\))", 30s);
     EXPECT_OUT(p, "0: kd> ", 30s);
-    command(p, "dq nt!KdDebuggerDataBlock+10 L1");
+    e2e::cmd(p, "dq nt!KdDebuggerDataBlock+10 L1");
     EXPECT_OUT(p, R"(00000380`4742444b)", 30s);
-    command(p, "q");
+    e2e::cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
