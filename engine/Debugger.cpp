@@ -101,7 +101,15 @@ Result<StopEvent> Debugger::attach(const AttachOptions& options) {
         } else {
             auto sc = m_session->wait_state_change(Millis(200));
             if (sc) {
-                return first_stop(*sc);
+                auto ev = first_stop(*sc);
+                if (!ev || ev->kind != StopKind::LoadSymbols || m_break_on_load) {
+                    return ev;
+                }
+                // A module load while nobody asked to stop: take it and keep waiting.
+                if (auto r = filter_stop(*ev); !r) {
+                    return tl::unexpected(r.error());
+                }
+                continue;
             }
             if (sc.error().code != Errc::Timeout) {
                 return tl::unexpected(sc.error());
@@ -116,7 +124,14 @@ Result<StopEvent> Debugger::attach(const AttachOptions& options) {
     if (!sc) {
         return tl::unexpected(sc.error());
     }
-    return first_stop(*sc);
+    auto ev = first_stop(*sc);
+    if (ev && ev->kind == StopKind::LoadSymbols && !m_break_on_load) {
+        if (auto r = filter_stop(*ev); !r) {
+            return tl::unexpected(r.error());
+        }
+        return attach(options); // the target runs again: keep waiting for a real stop
+    }
+    return ev;
 }
 
 Result<StopEvent> Debugger::first_stop(const StateChange& sc) {

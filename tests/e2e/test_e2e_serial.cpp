@@ -150,3 +150,15 @@ TEST_CASE("serial: .reboot, the target comes back, break in again") {
     e2e::cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
+
+TEST_CASE("serial: attach without -b, DbgPrint flows, Ctrl+C breaks in") {
+    auto p = start_sim({});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, "kdtest: tick 3", 60s); // kdlate's load at ~5 s is taken without stopping
+    EXPECT_OUT(p, "kdtest: tick 4", 60s);
+    p.signal(SIGINT);
+    EXPECT_OUT(p, R"(Break instruction exception - code 80000003 \(first chance\))", 30s);
+    EXPECT_OUT(p, "0: kd> ", 30s);
+    cmd(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+}
