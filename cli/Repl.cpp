@@ -277,6 +277,9 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
         cmd_allow_convert(args);
     } else if (word == "sxe" || word == "sxd" || word == "sxn" || word == "sxi") {
         cmd_sx(word, args);
+    } else if (word == "k" || word == "kn" || word == "kc" || word == "kb" || word == "kp" ||
+               word == "kv") {
+        cmd_stack(word, args);
     } else if (word == "g") {
         cmd_go(args);
     } else if (word == "r") {
@@ -691,6 +694,50 @@ void Repl::cmd_reboot() {
     print("Waiting to reconnect...\n");
 }
 
+void Repl::cmd_stack(std::string_view word, std::string_view args) {
+    size_t max = 20; // kd's default frame count
+    if (!trim(args).empty()) {
+        auto cb = make_callbacks(*m_dbg);
+        auto a = trim(args);
+        if (a[0] == 'L' || a[0] == 'l') {
+            a.remove_prefix(1);
+        }
+        auto n = evaluate_expression(a, cb);
+        if (!n || *n == 0 || *n > 0xFFFF) {
+            error("Bad frame count '" + std::string(args) + "'");
+            return;
+        }
+        max = static_cast<size_t>(*n);
+    }
+    auto frames = m_dbg->stack_trace(max);
+    if (!frames) {
+        error("Stack walk failed: " + frames.error().message);
+        return;
+    }
+    const bool numbered = word == "kn";
+    const bool call_only = word == "kc";
+    std::string out;
+    if (call_only) {
+        out += " # Call Site\n";
+    } else {
+        out += numbered ? " # Child-SP          RetAddr           Call Site\n"
+                        : "Child-SP          RetAddr           Call Site\n";
+    }
+    for (size_t i = 0; i < frames->size(); ++i) {
+        const auto& f = (*frames)[i];
+        char num[24];
+        std::snprintf(num, sizeof num, "%02zx ", i);
+        std::string site = breakpoint_label(f.pc);
+        if (call_only) {
+            out += num + site + "\n";
+            continue;
+        }
+        out += (numbered ? std::string(num) : std::string()) + format_address(f.child_sp) + " " +
+               format_address(f.return_address) + " " + site + "\n";
+    }
+    print(out);
+}
+
 void Repl::cmd_help() {
     print("kdcart commands (WinDbg syntax):\n"
           "  g [addr]               go (to addr)\n"
@@ -700,6 +747,7 @@ void Repl::cmd_help() {
           "  bl, bc / bd / be ids|*             list, clear, disable, enable breakpoints\n"
           "  .pagein addr, .allow_bp_ba_convert 0|1, sxe ld / sxd ld\n"
           "  r [reg[=value][, ...]] registers\n"
+          "  k / kn / kc [count]    stack (from the images' unwind data)\n"
           "  db dw dd dq dp dc da du [addr] [L count]   display virtual memory\n"
           "  !db !dd !dq [addr]     display physical memory\n"
           "  eb ew ed eq addr values   edit memory\n"

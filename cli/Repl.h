@@ -72,6 +72,7 @@ private:
     void cmd_switch_processor(std::string_view args);
     void cmd_reboot();
     void cmd_help();
+    void cmd_stack(std::string_view word, std::string_view args);
     // breakpoints and stepping (BreakpointCommands.cpp)
     void cmd_bp(std::string_view word, std::string_view args);
     void cmd_ba(std::string_view args);

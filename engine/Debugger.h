@@ -84,6 +84,8 @@ public:
     [[nodiscard]] Result<Translation> translate(uint64_t va);
     // .pagein: the target pages it in when it next runs.
     [[nodiscard]] Result<void> page_in(uint64_t va);
+    // Walks the current processor's stack through the images' unwind data (k).
+    [[nodiscard]] Result<std::vector<StackFrame>> stack_trace(size_t max_frames);
     // Removes every breakpoint from the target (before quitting).
     void remove_all_breakpoints_from_target();
 

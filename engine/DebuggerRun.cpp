@@ -493,6 +493,46 @@ Result<void> Debugger::step(StepKind kind) {
     return {};
 }
 
+Result<std::vector<StackFrame>> Debugger::stack_trace(size_t max_frames) {
+    auto ctx = context();
+    if (!ctx) {
+        return tl::unexpected(ctx.error());
+    }
+    UnwindMemory um;
+    um.read = [this](uint64_t a, uint32_t size) -> std::vector<uint8_t> {
+        auto blk = read_virtual(a, size);
+        if (!blk) {
+            return {};
+        }
+        blk->bytes.resize(blk->readable_prefix());
+        return blk->bytes;
+    };
+    std::vector<StackFrame> frames;
+    CONTEXT c = *ctx;
+    while (frames.size() < max_frames) {
+        auto base = image_base_of(c.Rip);
+        auto f = unwind_frame(c, base.value_or(0), um);
+        StackFrame frame;
+        frame.child_sp = c.Rsp;
+        frame.pc = c.Rip;
+        if (!f) {
+            frames.push_back(frame);
+            break;
+        }
+        frame.return_address = f->return_address;
+        frames.push_back(frame);
+        // The walk ends at a return address outside every module, or when the stack does not
+        // move up (a broken frame).
+        if (f->return_address == 0 || !image_base_of(f->return_address) ||
+            f->caller_rsp <= c.Rsp) {
+            break;
+        }
+        c.Rip = f->return_address;
+        c.Rsp = f->caller_rsp;
+    }
+    return frames;
+}
+
 Result<std::optional<StopEvent>> Debugger::filter_stop(StopEvent ev) {
     using R = std::optional<StopEvent>;
     if (ev.kind == StopKind::LoadSymbols) {

@@ -93,6 +93,13 @@ struct StopEvent {
     bool step_complete = false;            // a t / p / gu / g ADDR finished
 };
 
+// One frame of a stack walk (k).
+struct StackFrame {
+    uint64_t child_sp = 0;    // rsp in this frame
+    uint64_t return_address = 0;
+    uint64_t pc = 0;          // where this frame is executing
+};
+
 // A resolved symbol: module!name+offset.
 struct SymbolMatch {
     std::string module;

@@ -66,6 +66,13 @@ void run_control_suite(const std::string& sim) {
     // Pass counts and one-shot.
     cmd(p, "bp /1 kdtest!KdTestUpdate; g");
     EXPECT_OUT(p, R"(Breakpoint 0 hit\nkdtest!KdTestUpdate:)", 30s);
+    // The stack through the images' unwind data: KdTestLoop called us, a system thread it.
+    cmd(p, "kn");
+    EXPECT_OUT(p, R"( # Child-SP          RetAddr           Call Site\n)"
+                  R"(00 )" + kAddr + " " + kAddr + R"( kdtest!KdTestUpdate\n)"
+                  R"(01 )" + kAddr + " " + kAddr + R"( kdtest!KdTestLoop\+0x[0-9a-f]+\n)"
+                  R"(02 )" + kAddr + " " + kAddr + R"( nt!PspSystemThreadStartup\+0x[0-9a-f]+\n)",
+               30s);
     cmd(p, "bl");
     cmd(p, "? 0n1");
     EXPECT_OUT(p, R"(Evaluate expression: 1 =)", 30s); // bl printed nothing before it
