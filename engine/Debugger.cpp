@@ -356,8 +356,10 @@ Result<void> Debugger::resume(uint32_t status, bool trace) {
     cs.Dr7 = m_programmed_dr7 | 0x400; // WinDbg always keeps bit 10 set
     cs.CurrentSymbolStart = 1;
     cs.CurrentSymbolEnd = 0;
-    spdlog::debug("engine: Continue2 status {:#x} trace {} dr7 {:#x}", status, cs.TraceFlag,
-                  cs.Dr7);
+    // The control set is 4-byte packed: copy fields out before binding references to them.
+    const uint64_t dr7 = cs.Dr7;
+    const uint32_t trace_flag = cs.TraceFlag;
+    spdlog::debug("engine: Continue2 status {:#x} trace {} dr7 {:#x}", status, trace_flag, dr7);
     if (auto r = m_client->continue2(status, cs); !r) {
         return r;
     }

@@ -73,14 +73,16 @@ public:
     void signal(int sig) { ::kill(m_pid, sig); }
 
     // Waits until `pattern` matches the output not yet consumed. Consumes through the match.
+    // `match` stays valid until the next expect().
     bool expect(const std::string& pattern, std::chrono::milliseconds timeout,
                 std::smatch* match = nullptr) {
         std::regex re(pattern);
         auto deadline = std::chrono::steady_clock::now() + timeout;
         for (;;) {
             std::smatch m;
-            std::string pending = m_buffer.substr(m_consumed);
-            if (std::regex_search(pending, m, re)) {
+            // The match refers into this member, so it stays valid for the caller.
+            m_pending = m_buffer.substr(m_consumed);
+            if (std::regex_search(m_pending, m, re)) {
                 m_consumed += static_cast<size_t>(m.position(0) + m.length(0));
                 if (match) {
                     *match = m;
@@ -139,6 +141,7 @@ private:
     int m_in = -1;
     int m_out = -1;
     std::string m_buffer;
+    std::string m_pending;
     size_t m_consumed = 0;
 };
 
