@@ -156,7 +156,6 @@ private:
 
     // breakpoints and run control (DebuggerRun.cpp)
     enum class Phase { None, SteppingOffBreakpoint };
-    enum class After { Go, Step };
     [[nodiscard]] Result<void> resume_with_breakpoints(bool trace, uint32_t status);
     [[nodiscard]] Result<void> go_impl(std::optional<uint64_t> until);
     [[nodiscard]] Result<void> insert_sites(std::optional<uint64_t> skip);
@@ -185,7 +184,6 @@ private:
     std::optional<uint64_t> m_step_out_rsp;  // gu: stop only when the frame is gone
     bool m_stepping = false;                 // t (or p on a non-call): a trace step is under way
     Phase m_phase = Phase::None;
-    After m_after = After::Go;
     uint32_t m_resume_status = protocol::DBG_CONTINUE;
     std::optional<uint64_t> m_cr3;
     bool m_target_was_reset = false;

@@ -14,8 +14,6 @@ namespace kdcart::engine {
 using namespace protocol;
 
 namespace {
-constexpr uint64_t kDr6SingleStep = 1ull << 14;
-
 std::string hex(uint64_t v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%08llx`%08llx", static_cast<unsigned long long>(v >> 32),
@@ -411,7 +409,6 @@ Result<void> Debugger::go_impl(std::optional<uint64_t> until) {
             }
         }
     }
-    m_after = After::Go;
     return resume_with_breakpoints(false, status);
 }
 
@@ -451,7 +448,6 @@ Result<void> Debugger::step(StepKind kind) {
             }
         }
     }
-    m_after = After::Step;
     switch (kind) {
     case StepKind::Into:
         m_stepping = true;
@@ -668,7 +664,6 @@ Result<std::optional<StopEvent>> Debugger::filter_stop(StopEvent ev) {
             ev.step_complete = true;
             return R{ev};
         }
-        (void)kDr6SingleStep;
     }
     m_internal.clear();
     m_step_out_rsp.reset();
