@@ -125,7 +125,9 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
     }
     auto r = m_dbg->set_breakpoint(req);
     if (!r) {
-        error(r.error().message);
+        error(req.address ? "Unable to set breakpoint at " + format_address(*req.address) + ": " +
+                                r.error().message
+                          : r.error().message);
         return;
     }
     if (r->redefined) {
@@ -207,7 +209,9 @@ void Repl::cmd_ba(std::string_view args) {
     req.command = command;
     auto r = m_dbg->set_breakpoint(req);
     if (!r) {
-        error(r.error().message);
+        error(req.address ? "Unable to set breakpoint at " + format_address(*req.address) + ": " +
+                                r.error().message
+                          : r.error().message);
         return;
     }
     if (r->redefined) {

@@ -14,10 +14,10 @@ namespace kdcart::engine {
 using namespace protocol;
 
 namespace {
+// Addresses in error messages; the CLI adds WinDbg's formatting where it prints them.
 std::string hex(uint64_t v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%08llx`%08llx", static_cast<unsigned long long>(v >> 32),
-                  static_cast<unsigned long long>(v & 0xFFFFFFFFu));
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
     return buf;
 }
 } // namespace
@@ -78,7 +78,7 @@ Result<Debugger::BreakpointResult> Debugger::set_breakpoint(const BreakpointRequ
 
     if (bp.address && !is_canonical(*bp.address)) {
         return make_error(Errc::InvalidArgument,
-                          "Invalid address " + hex(*bp.address) + " (not canonical)");
+                          "not canonical");
     }
     if (bp.kind == BreakpointKind::Hardware) {
         if (!bp.address) {
@@ -94,8 +94,9 @@ Result<Debugger::BreakpointResult> Debugger::set_breakpoint(const BreakpointRequ
         }
         if (*bp.address % bp.length != 0) {
             return make_error(Errc::InvalidArgument,
-                              "Data breakpoint must be aligned: " + hex(*bp.address) +
-                                  " is not a multiple of " + std::to_string(bp.length));
+                              "Data breakpoint must be aligned (the address is not a "
+                              "multiple of " +
+                                  std::to_string(bp.length) + ")");
         }
     } else if (bp.address) {
         // Where is the page? Present: fine. Paged out: owed, the target arms it on page-in.
@@ -103,9 +104,7 @@ Result<Debugger::BreakpointResult> Debugger::set_breakpoint(const BreakpointRequ
         auto t = translate(*bp.address);
         if (t) {
             if (t->state == PageState::Unmapped) {
-                return make_error(Errc::Unreadable,
-                                  "Unable to set breakpoint at " + hex(*bp.address) +
-                                      ": the address is not mapped");
+                return make_error(Errc::Unreadable, "the address is not mapped");
             }
             if (t->state == PageState::NotPresent) {
                 bp.state = LocationState::Owed;
