@@ -1,7 +1,7 @@
 // bp bu bm ba bl bc bd be, t p gu, .pagein, .allow_bp_ba_convert, sxe/sxd: WinDbg syntax.
 #include "cli/Repl.h"
 #include "cli/TextUtil.h"
-#include "cli/format/Expression.h"
+#include "engine/Expression.h"
 #include "cli/format/Format.h"
 
 #include <cstdio>
@@ -86,7 +86,7 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
         error("Usage: " + std::string(word) + " [/1] ADDRESS [PASSES] [\"COMMANDS\"]");
         return;
     }
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     size_t used = 0;
     std::string expr;
     std::optional<uint64_t> address;
@@ -186,7 +186,7 @@ void Repl::cmd_ba(std::string_view args) {
         error("Bad size " + std::to_string(size) + ": hardware breakpoints cover 1, 2, 4 or 8 bytes");
         return;
     }
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     size_t used = 0;
     auto addr = evaluate_expression_prefix(args, cb, &used);
     if (!addr) {
@@ -286,7 +286,7 @@ void Repl::cmd_step(std::string_view word, std::string_view args) {
             error("gu takes no arguments");
             return;
         }
-        auto cb = make_callbacks(*m_dbg);
+        auto cb = m_dbg->expression_callbacks();
         auto n = evaluate_expression(args, cb);
         if (!n || *n == 0 || *n > 100000) {
             error("Bad step count '" + std::string(args) + "'");
@@ -309,7 +309,7 @@ void Repl::cmd_step(std::string_view word, std::string_view args) {
 }
 
 void Repl::cmd_pagein(std::string_view args) {
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     auto addr = evaluate_expression(trim(args), cb);
     if (!addr) {
         error(addr.error().message);
@@ -369,7 +369,7 @@ void Repl::cmd_sx(std::string_view word, std::string_view args) {
         }
     }
     if (!code && !args.empty()) {
-        auto cb = make_callbacks(*m_dbg);
+        auto cb = m_dbg->expression_callbacks();
         if (auto v = evaluate_expression(args, cb); v && *v <= 0xFFFFFFFFu) {
             code = static_cast<uint32_t>(*v);
         }

@@ -1,7 +1,7 @@
 #include "cli/Repl.h"
 #include "cli/TextUtil.h"
 
-#include "cli/format/Expression.h"
+#include "engine/Expression.h"
 #include "cli/format/Format.h"
 
 #include <algorithm>
@@ -53,16 +53,6 @@ std::string session_time() {
 
 void Repl::set_debugger(engine::Debugger* dbg) {
     m_dbg = dbg;
-    if (m_dbg) {
-        m_dbg->set_resolver([this](const std::string& expr) -> std::optional<uint64_t> {
-            auto cb = make_callbacks(*m_dbg);
-            auto v = evaluate_expression(expr, cb);
-            if (!v) {
-                return std::nullopt;
-            }
-            return *v;
-        });
-    }
 }
 
 std::string Repl::prompt() const {
@@ -312,41 +302,9 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     return Flow::Continue;
 }
 
-ExpressionCallbacks make_callbacks(engine::Debugger& dbg) {
-    ExpressionCallbacks cb;
-    cb.register_value = [&dbg](std::string_view name) -> std::optional<uint64_t> {
-        auto ctx = dbg.context();
-        if (!ctx) {
-            return std::nullopt;
-        }
-        std::string n = lower(name);
-        if (n == "$ip") {
-            return ctx->Rip;
-        }
-        return get_register(*ctx, n);
-    };
-    cb.symbol_value = [&dbg](std::string_view name) -> std::optional<uint64_t> {
-        auto bang = name.find('!');
-        if (bang == std::string_view::npos) {
-            return dbg.module_base(name);
-        }
-        return dbg.lookup_symbol(name.substr(0, bang), name.substr(bang + 1));
-    };
-    cb.read_memory = [&dbg](uint64_t addr, int size) -> std::optional<uint64_t> {
-        auto m = dbg.read_virtual(addr, static_cast<size_t>(size));
-        if (!m || !m->all_valid()) {
-            return std::nullopt;
-        }
-        uint64_t v = 0;
-        std::memcpy(&v, m->bytes.data(), static_cast<size_t>(size));
-        return v;
-    };
-    return cb;
-}
-
 void Repl::cmd_go(std::string_view args) {
     if (!args.empty()) {
-        auto cb = make_callbacks(*m_dbg);
+        auto cb = m_dbg->expression_callbacks();
         auto addr = evaluate_expression(args, cb);
         if (!addr) {
             error(addr.error().message);
@@ -401,7 +359,7 @@ void Repl::cmd_registers(std::string_view args) {
             out += format_register(name, *v) + "\n";
             continue;
         }
-        auto cb = make_callbacks(*m_dbg);
+        auto cb = m_dbg->expression_callbacks();
         auto value = evaluate_expression(trim(std::string_view(item).substr(eq + 1)), cb);
         if (!value) {
             error(value.error().message);
@@ -435,7 +393,7 @@ void Repl::cmd_display(std::string_view name, std::string_view args, bool physic
     if (!physical) {
         m_last_display = std::string(name);
     }
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     const size_t elem = display_element_size(*kind);
     uint64_t start = 0;
     uint64_t count = display_default_count(*kind);
@@ -491,7 +449,7 @@ void Repl::cmd_display(std::string_view name, std::string_view args, bool physic
 
 void Repl::cmd_enter(std::string_view name, std::string_view args) {
     unsigned size = name == "eb" ? 1 : name == "ew" ? 2 : name == "ed" ? 4 : 8;
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     std::vector<std::string> tokens;
     std::string tok;
     for (char c : args) {
@@ -599,7 +557,7 @@ void Repl::cmd_lm(std::string_view args) {
 }
 
 void Repl::cmd_evaluate(std::string_view args) {
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     auto v = evaluate_expression(trim(args), cb);
     if (!v) {
         error(v.error().message);
@@ -610,7 +568,7 @@ void Repl::cmd_evaluate(std::string_view args) {
 }
 
 void Repl::cmd_unassemble(std::string_view args) {
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     uint64_t start;
     uint64_t count = 8;
     if (args.empty()) {
@@ -671,7 +629,7 @@ void Repl::cmd_switch_processor(std::string_view args) {
     if (!args.empty() && (args.back() == 's' || args.back() == 'S')) {
         args.remove_suffix(1);
     }
-    auto cb = make_callbacks(*m_dbg);
+    auto cb = m_dbg->expression_callbacks();
     auto n = evaluate_expression(args, cb);
     if (!n) {
         error(n.error().message);
@@ -697,7 +655,7 @@ void Repl::cmd_reboot() {
 void Repl::cmd_stack(std::string_view word, std::string_view args) {
     size_t max = 20; // kd's default frame count
     if (!trim(args).empty()) {
-        auto cb = make_callbacks(*m_dbg);
+        auto cb = m_dbg->expression_callbacks();
         auto a = trim(args);
         if (a[0] == 'L' || a[0] == 'l') {
             a.remove_prefix(1);

@@ -23,9 +23,13 @@ public:
     virtual void write(std::string_view text) = 0;
 };
 
-struct ExpressionCallbacks;
-// Registers, symbols and memory of the debugger for the expression evaluator.
-ExpressionCallbacks make_callbacks(engine::Debugger& dbg);
+// The evaluator lives in the engine; commands use it by these names.
+using engine::evaluate_expression;
+using engine::evaluate_expression_prefix;
+using engine::ExpressionCallbacks;
+using engine::k_max_range_bytes;
+using engine::parse_range;
+using engine::Range;
 
 class Repl final : public engine::EngineDelegate {
 public:

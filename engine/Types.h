@@ -47,6 +47,15 @@ struct Module {
     uint64_t end() const { return base + size; }
 };
 
+// An entry of the kernel's unloaded-driver history (MmUnloadedDrivers), which `lm` lists under
+// "Unloaded modules:".
+struct UnloadedModule {
+    std::string name;
+    uint64_t start = 0;
+    uint64_t end = 0;
+    uint64_t time = 0; // FILETIME of the unload
+};
+
 struct TargetInfo {
     protocol::DBGKD_GET_VERSION64 version{};
     uint32_t num_processors = 1;

@@ -5,6 +5,7 @@
 //  - Multi-line results separate lines with '\n' and end with '\n' (an empty input gives "").
 //  - Single-item results (an address, a symbol, one register, one instruction, one exception
 //    line) have no trailing newline, so callers can compose them.
+#include "engine/Registers.h"
 #include "engine/Types.h"
 #include "protocol/dbgkd_structs.h"
 #include "transport/Error.h"
@@ -44,24 +45,12 @@ std::string format_code_label(const engine::SymbolMatch& match);
 
 // ---- registers ----
 
-struct RegisterInfo {
-    std::string_view name; // canonical lower-case WinDbg name
-    unsigned bits = 64;    // 64, 32, 16, 8 for integer registers; 1 or 2 for flag fields
-};
-
-// Looks a WinDbg register name up (case-insensitive): rax..r15, rip, eax/ax/al/ah, r8d/r8w/r8b,
-// sil/dil/bpl/spl, eip/ip, efl (also "eflags"/"rflags"), cs ds es fs gs ss, dr0-dr3 dr6 dr7,
-// mxcsr, the flag bits of df if tf sf zf af pf cf vif vip, and iopl.
-std::optional<RegisterInfo> find_register(std::string_view name);
-// Every name find_register accepts, canonical spelling (for completion and help).
-std::vector<std::string_view> register_names();
-
-// Reads a register (sub-registers return the sub-value, e.g. ah = bits 8..15 of rax).
-std::optional<uint64_t> get_register(const CONTEXT& context, std::string_view name);
-// Writes a register. Sub-registers merge into the full register and leave the other bits alone
-// (WinDbg's `r eax=5` writes only the low 32 bits; it does not zero-extend like the CPU does).
-// The value is truncated to the register's width. Unknown name -> Errc::InvalidArgument.
-Result<void> set_register(CONTEXT& context, std::string_view name, uint64_t value);
+// The register table itself (find_register, get_register, set_register) is in engine/Registers.h.
+using engine::find_register;
+using engine::get_register;
+using engine::register_names;
+using engine::RegisterInfo;
+using engine::set_register;
 
 // `r rax` -> "rax=0000000000000005"; the digit count follows the register's width
 // ("eax=00000005", "al=05", "cs=0010", "efl=00000282", "zf=1"). Unknown names print 16 digits.

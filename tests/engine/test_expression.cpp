@@ -1,6 +1,6 @@
 // Tests for cli/format/Expression.h: WinDbg MASM expressions and address ranges.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include "cli/format/Expression.h"
+#include "engine/Expression.h"
 
 #include <doctest/doctest.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 
 using namespace kdcart;
-using namespace kdcart::cli;
+using namespace kdcart::engine;
 
 namespace {
 

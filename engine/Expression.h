@@ -28,7 +28,7 @@
 #include <optional>
 #include <string_view>
 
-namespace kdcart::cli {
+namespace kdcart::engine {
 
 struct ExpressionCallbacks {
     // "rax", "eax", "$ip", "$t0" (no '@'); nullopt if there is no such register.
@@ -69,4 +69,4 @@ inline constexpr uint64_t k_max_range_bytes = 256ull * 1024 * 1024;
 Result<Range> parse_range(std::string_view text, const ExpressionCallbacks& callbacks,
                           uint64_t default_count, size_t element_size);
 
-} // namespace kdcart::cli
+} // namespace kdcart::engine

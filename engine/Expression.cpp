@@ -1,9 +1,9 @@
 // WinDbg MASM expressions and address ranges.
-#include "cli/format/Expression.h"
+#include "engine/Expression.h"
 
 #include <string>
 
-namespace kdcart::cli {
+namespace kdcart::engine {
 
 namespace {
 
@@ -595,4 +595,4 @@ Result<Range> parse_range(std::string_view text, const ExpressionCallbacks& call
     return range;
 }
 
-} // namespace kdcart::cli
+} // namespace kdcart::engine

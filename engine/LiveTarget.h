@@ -1,0 +1,93 @@
+#pragma once
+// A live Windows machine at the end of a KD link: the Target interface over the typed client,
+// plus what only a live target has (the session, break-in, continue, state changes), which run
+// control uses.
+#include "engine/Target.h"
+#include "protocol/KdClient.h"
+
+#include <functional>
+#include <map>
+#include <memory>
+
+namespace kdcart::engine {
+
+using transport::Millis;
+
+// What the engine tells the layer above, as it happens.
+class EngineDelegate {
+public:
+    virtual ~EngineDelegate() = default;
+    virtual void on_debug_print(std::string_view text) = 0;
+    virtual std::string on_debug_prompt(std::string_view prompt) = 0;
+    virtual void on_notice(std::string_view text) = 0;
+    // An exception the filters say to report without stopping (sxd first chance, sxn).
+    virtual void on_exception_passed(const StopEvent& event) { (void)event; }
+};
+
+class LiveTarget final : public Target, private protocol::SessionDelegate {
+public:
+    LiveTarget(std::unique_ptr<transport::PacketLink> link, EngineDelegate* delegate,
+               protocol::SessionOptions options = {});
+    ~LiveTarget() override;
+
+    bool can_run() const override { return true; }
+    std::string describe() const override { return m_session->describe_link(); }
+    [[nodiscard]] Result<protocol::DBGKD_GET_VERSION64> version() override;
+    [[nodiscard]] Result<uint64_t> kddebugger_data_address() override;
+    uint32_t num_processors() const override { return m_num_processors; }
+    uint16_t current_processor() const override { return m_processor; }
+    [[nodiscard]] Result<ReadResult> read_virtual(uint64_t address, uint32_t size) override;
+    [[nodiscard]] Result<uint32_t> write_virtual(uint64_t address,
+                                                 std::span<const uint8_t> data) override;
+    [[nodiscard]] Result<ReadResult> read_physical(uint64_t address, uint32_t size) override;
+    [[nodiscard]] Result<uint32_t> write_physical(uint64_t address,
+                                                  std::span<const uint8_t> data) override;
+    uint32_t max_request() const override { return m_session->max_transfer(); }
+    [[nodiscard]] Result<CONTEXT> get_context(uint16_t cpu) override;
+    [[nodiscard]] Result<void> set_context(uint16_t cpu, const CONTEXT& context) override;
+    [[nodiscard]] Result<ReadResult> read_control_space(uint16_t cpu, uint64_t index,
+                                                        uint32_t size) override;
+    [[nodiscard]] Result<uint32_t> write_control_space(uint16_t cpu, uint64_t index,
+                                                       std::span<const uint8_t> data) override;
+    [[nodiscard]] Result<uint64_t> page_directory(uint16_t cpu) override;
+
+    // ---- live only ----
+    // A stop from processor `cpu` of `count`: requests default to it from now on.
+    void set_stop_processor(uint16_t cpu, uint16_t level, uint32_t count);
+    // Forgets what a stop learnt (CR3 per processor); called on every resume.
+    void forget_stop_state() { m_cr3.clear(); }
+    // Forgets the version block too (the target rebooted: it may be another build).
+    void forget_target() {
+        m_cr3.clear();
+        m_version.reset();
+    }
+    // True once after the target started over (reboot, RESET from its side, new KDNET session).
+    bool take_reset() {
+        bool r = m_target_was_reset;
+        m_target_was_reset = false;
+        return r;
+    }
+    void set_delegate(EngineDelegate* delegate) { m_delegate = delegate; }
+    EngineDelegate* delegate() const { return m_delegate; }
+    void notice(std::string_view text) { on_link_notice(text); }
+    protocol::KdSession& session() { return *m_session; }
+    protocol::KdClient& client() { return *m_client; }
+
+private:
+    // SessionDelegate
+    void on_debug_print(std::string_view text) override;
+    std::string on_debug_prompt(std::string_view prompt) override;
+    void on_link_notice(std::string_view text) override;
+    void on_target_reset() override { m_target_was_reset = true; }
+
+    EngineDelegate* m_delegate;
+    std::unique_ptr<protocol::KdSession> m_session;
+    std::unique_ptr<protocol::KdClient> m_client;
+    uint16_t m_processor = 0;
+    uint32_t m_num_processors = 1;
+    bool m_target_was_reset = false;
+    std::map<uint16_t, uint64_t> m_cr3; // per processor, while stopped
+    std::optional<protocol::DBGKD_GET_VERSION64> m_version;
+};
+
+} // namespace kdcart::engine
