@@ -209,6 +209,15 @@ void KdTarget::run_machine() {
         }
         enter_stop(r);
         return;
+    case StopKind::Reboot: {
+        // KeBugCheck2 after the debugger let it go: the crash dump, then HalReturnToFirmware.
+        auto data = m_machine.bugcheck_data();
+        spdlog::info("kdsim: writing crash dump (bug check {:#010x}) to C:\\Windows\\MEMORY.DMP",
+                     data[0]);
+        m_stats.crash_reboots++;
+        reboot_machine();
+        return;
+    }
     default:
         enter_stop(r);
         return;
@@ -241,6 +250,7 @@ void KdTarget::queue(OutKind kind, uint16_t type, std::vector<uint8_t> payload, 
 }
 
 void KdTarget::queue_state_change() {
+    write_snapshot();
     bool optional = m_stop.kind == StopKind::LoadSymbols || m_stop.kind == StopKind::UnloadSymbols;
     queue(OutKind::StateChange, PACKET_TYPE_KD_STATE_CHANGE64, m_state_change, optional);
 }
@@ -284,7 +294,7 @@ StepStatus KdTarget::service_outstanding() {
 
 StepStatus KdTarget::send_now(KdPacket& packet) {
     packet.id = m_send_id;
-    auto r = m_link->send(packet);
+    auto r = link_send(packet);
     if (!r) {
         spdlog::debug("kd: send failed: {}", r.error().message);
         lose_host();
@@ -301,9 +311,75 @@ void KdTarget::send_control(uint16_t type, uint32_t id) {
     KdPacket p;
     p.type = type;
     p.id = id;
-    if (auto r = m_link->send(p); !r) {
+    if (auto r = link_send(p); !r) {
         spdlog::debug("kd: control send failed: {}", r.error().message);
     }
+}
+
+// Every packet goes out here: counted for mute_after_bytes, dropped while muted (a pulled
+// cable: the sender never knows).
+Result<void> KdTarget::link_send(const KdPacket& packet) {
+    if (link_muted()) {
+        m_stats.muted_packets_out++;
+        return {};
+    }
+    auto r = m_link->send(packet);
+    if (!r) {
+        return r;
+    }
+    // Header, payload and (KDCOM data packets) the trailing 0xAA: what the wire carries.
+    uint64_t bytes = 16 + packet.payload.size() + (!kdnet() && !packet.is_control() ? 1 : 0);
+    m_stats.bytes_sent += bytes;
+    if (m_options.mute_after_bytes != 0 && !m_mute_done &&
+        m_stats.bytes_sent >= m_options.mute_after_bytes) {
+        m_mute_done = true;
+        m_muted = true;
+        m_mute_until = Clock::now() + m_options.mute_for;
+        spdlog::info("kdsim: link muted for {} ms after {} bytes sent (--mute-after-bytes)",
+                     m_options.mute_for.count(), m_stats.bytes_sent);
+    }
+    return {};
+}
+
+bool KdTarget::link_muted() {
+    if (m_muted && Clock::now() >= m_mute_until) {
+        m_muted = false;
+        spdlog::info("kdsim: link back after {} ms muted ({} packets dropped, {} ignored)",
+                     m_options.mute_for.count(), m_stats.muted_packets_out,
+                     m_stats.muted_events_in);
+    }
+    return m_muted;
+}
+
+void KdTarget::write_snapshot() {
+    if (m_options.phys_snapshot.empty()) {
+        return;
+    }
+    if (auto r = m_machine.write_physical_snapshot(m_options.phys_snapshot); !r) {
+        spdlog::error("kdsim: physical memory snapshot: {}", r.error().message);
+        return;
+    }
+    m_stats.snapshots++;
+    spdlog::debug("kd: physical memory written to {}", m_options.phys_snapshot.string());
+}
+
+// A reboot (DbgKdRebootApi, or a bug check's end): the machine as at power-on, an empty
+// breakpoint table, ids from the start (the host resynchronises with RESET).
+void KdTarget::reboot_machine() {
+    for (uint32_t c = 0; c < m_machine.num_cpus(); c++) {
+        m_machine.set_trace_flag(c, false);
+    }
+    if (auto r = m_machine.reboot(); !r) {
+        spdlog::error("kd: reboot failed: {}", r.error().message);
+    }
+    m_breakpoints = {};
+    m_owed = false;
+    m_mode = Mode::Running;
+    reset_ids(/*on_reset=*/false);
+    if (m_link) {
+        m_link->restart(); // KDNET: a rebooted target offers a new session
+    }
+    set_debugger_not_present(!m_host_present);
 }
 
 void KdTarget::outstanding_done(bool acked) {
@@ -344,6 +420,13 @@ StepStatus KdTarget::pump(Millis timeout) {
             spdlog::debug("kd: link: {}", ev.error().message);
             lose_host();
             return StepStatus::LinkDown;
+        }
+        if (link_muted()) {
+            m_stats.muted_events_in++; // deaf: as if it never arrived
+            if (Clock::now() >= deadline) {
+                return StepStatus::Ok;
+            }
+            continue;
         }
         handle_event(*ev);
         if (m_wake || Clock::now() >= deadline) {
@@ -585,24 +668,10 @@ void KdTarget::handle_manipulate(std::span<const uint8_t> payload) {
         do_continue(m.u.Continue2.ContinueStatus, &control);
         break;
     }
-    case DbgKdRebootApi: {
+    case DbgKdRebootApi:
         spdlog::debug("kd: reboot");
-        for (uint32_t c = 0; c < m_machine.num_cpus(); c++) {
-            m_machine.set_trace_flag(c, false);
-        }
-        if (auto r = m_machine.reboot(); !r) {
-            spdlog::error("kd: reboot failed: {}", r.error().message);
-        }
-        m_breakpoints = {};
-        m_owed = false;
-        m_mode = Mode::Running;
-        reset_ids(/*on_reset=*/false);
-        if (m_link) {
-            m_link->restart(); // KDNET: a rebooted target offers a new session
-        }
-        set_debugger_not_present(!m_host_present);
+        reboot_machine();
         break;
-    }
     case DbgKdCauseBugCheckApi:
         for (uint32_t c = 0; c < m_machine.num_cpus(); c++) {
             m_machine.set_trace_flag(c, false);

@@ -21,6 +21,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <span>
@@ -34,6 +35,17 @@ struct KdTargetOptions {
     RunBudget budget{};                          // one machine slice per step()
     std::chrono::milliseconds wait_slice{100};   // longest wait on the link in one step()
     uint32_t break_in_cpu = 0;                   // the CPU that takes the break-in
+    // kdsim --phys-snapshot: right before each state change goes out (every time the target
+    // reports a stop, or reports it again), all of physical memory is written to this file as
+    // a sparse image, with FILE.runs (SimMachine::write_physical_snapshot). Empty: off.
+    std::filesystem::path phys_snapshot;
+    // kdsim --mute-after-bytes/--mute-ms: once the target has sent this many bytes in all (KD
+    // packets as framed: 16-byte header, payload, KDCOM's 0xAA trailer on data packets), the
+    // link goes dead for mute_for: whatever the target would send is dropped and whatever
+    // arrives is ignored, as if the cable were pulled and plugged back. Once per KdTarget;
+    // 0 = never.
+    uint64_t mute_after_bytes = 0;
+    std::chrono::milliseconds mute_for{15000};
 };
 
 enum class StepStatus {
@@ -51,7 +63,12 @@ struct KdTargetStats {
     uint64_t prints_sent = 0;
     uint64_t prints_dropped = 0; // no host, or retries exhausted
     uint64_t state_changes = 0;
-    uint64_t requests = 0; // manipulate requests served
+    uint64_t requests = 0;          // manipulate requests served
+    uint64_t bytes_sent = 0;        // KD packet bytes that went out (what mute_after counts)
+    uint64_t muted_packets_out = 0; // packets dropped while muted
+    uint64_t muted_events_in = 0;   // packets and break-ins ignored while muted
+    uint64_t snapshots = 0;         // physical memory snapshots written
+    uint64_t crash_reboots = 0;     // bug checks that ran to their end (crash dump, reboot)
 };
 
 class KdTarget {
@@ -69,6 +86,8 @@ class KdTarget {
     bool host_present() const { return m_host_present; }
     // The machine is stopped in the debugger.
     bool stopped() const { return m_mode == Mode::Stopped; }
+    // The link is muted now (mute_after_bytes reached, mute_for not over).
+    bool muted() const { return m_muted; }
 
     // One bounded unit of work: a machine slice while running, otherwise one wait on the link
     // (at most wait_slice) with whatever sending is due.
@@ -126,6 +145,10 @@ class KdTarget {
     void lose_host();
     void send_control(uint16_t type, uint32_t id);
     StepStatus send_now(transport::KdPacket& packet);
+    Result<void> link_send(const transport::KdPacket& packet);
+    bool link_muted();
+    void write_snapshot();
+    void reboot_machine();
 
     std::vector<uint8_t> build_state_change();
     void handle_manipulate(std::span<const uint8_t> payload);
@@ -172,6 +195,9 @@ class KdTarget {
     std::vector<uint8_t> m_state_change;
     std::array<Breakpoint, BREAKPOINT_TABLE_SIZE> m_breakpoints{};
     bool m_owed = false;
+    bool m_muted = false;
+    bool m_mute_done = false; // the one mute has started
+    std::chrono::steady_clock::time_point m_mute_until{};
     KdTargetStats m_stats;
 };
 

@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <thread>
+#include <unistd.h>
 
 namespace kdcart::hw {
 
@@ -197,6 +200,8 @@ const char* stop_kind_name(StopKind kind) {
         return "HardwareBreakpoint";
     case StopKind::Fault:
         return "Fault";
+    case StopKind::Reboot:
+        return "Reboot";
     case StopKind::Halted:
         return "Halted";
     }
@@ -229,6 +234,13 @@ Result<std::unique_ptr<SimMachine>> SimMachine::create(const SimConfig& config) 
 
 Result<void> SimMachine::reboot() {
     spdlog::debug("sim: reboot");
+    if (m_config.bugcheck_after.enabled && !m_bugcheck_after_done) {
+        if (auto raised = address_of("kdtest", "KdTestBugCheckRaised")) {
+            uint32_t v = 0;
+            read_virtual(*raised, {reinterpret_cast<uint8_t*>(&v), sizeof(v)});
+            m_bugcheck_after_done = v != 0;
+        }
+    }
     teardown();
     return boot();
 }
@@ -271,6 +283,7 @@ void SimMachine::teardown() {
     m_loader_block = 0;
     m_idt = 0;
     m_physical_memory_block = 0;
+    m_return_to_firmware = 0;
     m_ticks = 0;
     m_total_instructions = 0;
     m_debug_registers_armed = false;
@@ -817,6 +830,7 @@ Result<void> SimMachine::build_kernel_structures() {
     m_sim_interrupt = symbol("KiSimInterrupt");
     m_driver_request = symbol("KiSimDriverRequest");
     m_next_timer_due = symbol("KiSimNextTimerDue");
+    m_return_to_firmware = symbol("KiSimReturnToFirmware");
     for (auto [name, value] : {std::pair{"RtlpBreakWithStatusInstruction", m_break_with_status},
                                {"KiIdleLoop", m_idle_loop},
                                {"PspSystemThreadStartup", m_system_thread_startup},
@@ -904,9 +918,24 @@ Result<void> SimMachine::build_kernel_structures() {
     put64(symbol("MmNonPagedPoolEnd"), layout::POOL_BASE + layout::POOL_SIZE);
     put8(symbol("KeNumberProcessors"), static_cast<uint8_t>(m_config.cpus));
     put8(symbol("KdDebuggerEnabled"), 1);
+    if (auto r = build_pfn_database(); !r) {
+        return r;
+    }
 
     if (auto r = fill_debugger_data(); !r) {
         return r;
+    }
+
+    // kdsim --bugcheck-after: kdtest's loop raises it (once per machine, not after the reboot).
+    const BugCheckAfter& crash = m_config.bugcheck_after;
+    if (crash.enabled && crash.code != 0 && !m_bugcheck_after_done) {
+        auto code = address_of("kdtest", "KdTestBugCheckCode");
+        auto time = address_of("kdtest", "KdTestBugCheckTime");
+        if (!code || !time) {
+            return make_error(Errc::NotFound, "kdtest.sys does not export KdTestBugCheckCode");
+        }
+        put64(*time, static_cast<uint64_t>(crash.after.count()) * 10000);
+        put32(*code, crash.code);
     }
 
     // CPU registers: CPU 0 enters KiSystemStartup(LoaderBlock) on the system thread's stack,
@@ -1138,6 +1167,27 @@ void SimMachine::fill_loader_entry(uint64_t entry, const ModuleInfo& info) {
     put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, CheckSum), info.checksum);
     put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, SizeOfImageNotRounded), info.size);
     put32(entry + offsetof(KLDR_DATA_TABLE_ENTRY64, TimeDateStamp), info.time_date_stamp);
+}
+
+// MmPfnDatabase: an MMPFN (0x30 bytes) per page frame at layout::PFN_DATABASE, mapped where
+// RAM is (the pages for holes between runs stay unmapped, as on Windows). The entries are
+// zero: the database is there for its address (a dump header's PfnDataBase), not its contents.
+Result<void> SimMachine::build_pfn_database() {
+    for (const auto& run : m_memory->runs()) {
+        uint64_t first = layout::PFN_DATABASE + run.base / PAGE_SIZE * layout::MMPFN_SIZE;
+        uint64_t end =
+            layout::PFN_DATABASE + (run.base + run.size) / PAGE_SIZE * layout::MMPFN_SIZE;
+        for (uint64_t page = first & PAGE_MASK; page < end; page += PAGE_SIZE) {
+            if (m_mapped.find(page) != m_mapped.end()) {
+                continue; // shared with the run before
+            }
+            if (auto r = map_new_pages(page, PAGE_SIZE, true, false); !r) {
+                return tl::unexpected(r.error());
+            }
+        }
+    }
+    put64(symbol("MmPfnDatabase"), layout::PFN_DATABASE);
+    return {};
 }
 
 Result<void> SimMachine::fill_debugger_data() {
@@ -1424,6 +1474,14 @@ void SimMachine::on_code(uint64_t address, uint32_t size) {
     }
     if (ex.boot && (address == m_system_thread_startup || address == m_idle_loop)) {
         ex.stop = ExecStop::BootDone;
+        uc_emu_stop(m_uc);
+        return;
+    }
+    if (address == m_return_to_firmware && address != 0) {
+        // The end of a bug check: the owner writes the "crash dump" and reboots the machine.
+        ex.event = RunResult{};
+        ex.event.kind = StopKind::Reboot;
+        ex.stop = ExecStop::Event;
         uc_emu_stop(m_uc);
         return;
     }
@@ -1841,6 +1899,104 @@ void SimMachine::late_driver_finish_unload() {
                                        return info.base == layout::LATE_DRIVER_BASE;
                                    }),
                     m_modules.end());
+}
+
+// ---------------------------------------------------------------------------------------------
+// bug check data, physical memory snapshot
+// ---------------------------------------------------------------------------------------------
+
+std::array<uint64_t, 5> SimMachine::bugcheck_data() const {
+    std::array<uint64_t, 5> data{};
+    if (uint64_t at = symbol("KiBugCheckData"); at != 0) {
+        read_virtual(at, {reinterpret_cast<uint8_t*>(data.data()), sizeof(data)});
+    }
+    return data;
+}
+
+namespace {
+
+Result<void> io_error(const std::string& what, const std::filesystem::path& path) {
+    return make_error(Errc::Io, what + " " + path.string() + ": " + std::strerror(errno));
+}
+
+// Writes `bytes` at `offset`, through short writes and EINTR.
+bool pwrite_all(int fd, const uint8_t* bytes, uint64_t size, uint64_t offset) {
+    while (size > 0) {
+        ssize_t n =
+            ::pwrite(fd, bytes, std::min<uint64_t>(size, 1ULL << 30), static_cast<off_t>(offset));
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return false;
+        }
+        bytes += n;
+        size -= static_cast<uint64_t>(n);
+        offset += static_cast<uint64_t>(n);
+    }
+    return true;
+}
+
+// Writes `file` through `file`.tmp and a rename; `fill` writes into the descriptor.
+Result<void> write_through_rename(const std::filesystem::path& file,
+                                  const std::function<bool(int)>& fill) {
+    std::filesystem::path tmp = file;
+    tmp += ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        return io_error("cannot create", tmp);
+    }
+    if (!fill(fd)) {
+        auto error = io_error("cannot write", tmp);
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return error;
+    }
+    if (::close(fd) != 0) {
+        auto error = io_error("cannot write", tmp);
+        ::unlink(tmp.c_str());
+        return error;
+    }
+    if (std::rename(tmp.c_str(), file.c_str()) != 0) {
+        return io_error("cannot rename to", file);
+    }
+    return {};
+}
+
+} // namespace
+
+Result<void> SimMachine::write_physical_snapshot(const std::filesystem::path& file) const {
+    if (!m_memory) {
+        return make_error(Errc::InvalidArgument, "SimMachine: no physical memory");
+    }
+    const auto& runs = m_memory->runs();
+    std::string text;
+    for (const auto& run : runs) {
+        char line[64];
+        std::snprintf(line, sizeof(line), "%llx %llx\n",
+                      static_cast<unsigned long long>(run.base / PAGE_SIZE),
+                      static_cast<unsigned long long>(run.size / PAGE_SIZE));
+        text += line;
+    }
+    std::filesystem::path runs_file = file;
+    runs_file += ".runs";
+    if (auto r = write_through_rename(runs_file,
+                                      [&](int fd) {
+                                          return pwrite_all(
+                                              fd, reinterpret_cast<const uint8_t*>(text.data()),
+                                              text.size(), 0);
+                                      });
+        !r) {
+        return r;
+    }
+    return write_through_rename(file, [&](int fd) {
+        for (const auto& run : runs) {
+            if (!pwrite_all(fd, m_memory->host(run.base), run.size, run.base)) {
+                return false;
+            }
+        }
+        return true;
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ inline constexpr uint64_t STACK_STRIDE = 0x10000;            // one slot per sta
 inline constexpr uint64_t KERNEL_STACK_SIZE = 0x6000;        // 24 KiB, like Windows x64
 inline constexpr uint64_t POOL_BASE = 0xFFFFFA8000000000ULL; // nonpaged pool
 inline constexpr uint64_t POOL_SIZE = 0x1000000;
+inline constexpr uint64_t PFN_DATABASE = 0xFFFFFA0000000000ULL; // MmPfnDatabase (MMPFN array)
+inline constexpr uint64_t MMPFN_SIZE = 0x30;
 inline constexpr uint64_t PTE_BASE = 0xFFFFF68000000000ULL; // PML4 self-map
 inline constexpr uint32_t SELF_MAP_INDEX = 0x1ED;
 inline constexpr uint32_t MAX_CPUS = 8;
@@ -82,6 +84,15 @@ struct LateDriverConfig {
     std::chrono::milliseconds reload_after{5000};
 };
 
+// A bug check on a timer (kdsim --bugcheck-after): `after` of guest interrupt time after boot,
+// kdtest's KdTestLoop (CPU 0) calls KeBugCheckEx(code, ...) from kdtest!KdTestRaiseBugCheck.
+// Once per machine: after the reboot that ends it, the rebooted machine does not crash again.
+struct BugCheckAfter {
+    bool enabled = false;
+    std::chrono::milliseconds after{0};
+    uint32_t code = 0;
+};
+
 struct SimConfig {
     uint32_t cpus = 1; // 1..8
     std::filesystem::path image_dir = default_image_dir();
@@ -90,6 +101,7 @@ struct SimConfig {
     LateDriverConfig late_driver;
     // Sections named PAGE* (kdtest's PAGEKD) start paged out, as pageable code does.
     bool page_out_pageable = true;
+    BugCheckAfter bugcheck_after;
 };
 
 enum class LateDriverState {
@@ -130,6 +142,8 @@ enum class StopKind {
     SingleStep,         // trace flag: one instruction done
     HardwareBreakpoint, // a KernelDr0-3 / KernelDr7 breakpoint hit (dr6 says which)
     Fault,              // an exception the kernel would bugcheck on (access violation, #UD...)
+    Reboot,             // a bug check ran to its end (nt!KiSimReturnToFirmware): the owner
+                        // "writes the crash dump" and reboots the machine (reboot())
     Halted,             // every CPU slept in hlt for the whole slice
 };
 
@@ -264,6 +278,14 @@ class SimMachine {
     uint64_t late_driver_unloads() const { return m_late.unloads; } // unloads completed
     // Each image's executable sections in memory against its file (see CodeCheck).
     std::vector<CodeCheck> check_code() const;
+    // nt!KiBugCheckData: the bug check code and its four parameters (all 0 before one).
+    std::array<uint64_t, 5> bugcheck_data() const;
+    // The value of nt!MmPfnDatabase.
+    uint64_t pfn_database() const { return layout::PFN_DATABASE; }
+    // Writes all of physical memory to `file` as a sparse raw image (file offset = physical
+    // address, holes left as holes) and `file`.runs ("BASEPAGE PAGECOUNT" in hex, a line per
+    // RAM run), each through a .tmp file and a rename; the runs file is in place first.
+    [[nodiscard]] Result<void> write_physical_snapshot(const std::filesystem::path& file) const;
 
   private:
     struct CpuState {
@@ -340,6 +362,7 @@ class SimMachine {
     Result<void> build_kernel_structures();
     Result<void> build_processors();
     Result<void> build_loader_entries();
+    Result<void> build_pfn_database();
     Result<void> fill_debugger_data();
     Result<void> init_cpu_registers(uint32_t cpu, uint64_t rip, uint64_t rsp, uint64_t rcx);
     Result<void> run_boot();
@@ -413,6 +436,8 @@ class SimMachine {
     uint64_t m_loader_block = 0;
     uint64_t m_idt = 0;
     uint64_t m_physical_memory_block = 0;
+    uint64_t m_return_to_firmware = 0;  // nt!KiSimReturnToFirmware
+    bool m_bugcheck_after_done = false; // kept across reboots: --bugcheck-after fired
 
     std::chrono::steady_clock::time_point m_boot_time;
     std::chrono::steady_clock::time_point m_next_tick;

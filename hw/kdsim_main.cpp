@@ -13,6 +13,13 @@
 //                                      UNLOAD 0 = never unload), or "off"
 //   --dump-on-exit FILE                on exit (SIGTERM, SIGINT), write the code check of every
 //                                      loaded image to FILE (default: $KDSIM_DUMP_ON_EXIT)
+//   --phys-snapshot FILE               before every state change, write all physical memory to
+//                                      FILE (sparse, offset = physical address) and FILE.runs
+//   --mute-after-bytes N, --mute-ms M  after N bytes sent, the link is dead for M ms (once)
+//   --bugcheck-after SECONDS CODE      kdtest.sys calls KeBugCheckEx(CODE, ...) on CPU 0 after
+//                                      SECONDS of guest time (once; continuing it reboots)
+// The last four also come from $KDSIM_PHYS_SNAPSHOT, $KDSIM_MUTE_AFTER_BYTES, $KDSIM_MUTE_MS
+// and $KDSIM_BUGCHECK_AFTER ("SECONDS CODE") when not on the command line.
 #include "hw/KdTarget.h"
 #include "hw/SimMachine.h"
 #include "transport/ByteStream.h"
@@ -27,8 +34,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
+#include <string>
 #include <sys/prctl.h>
 #include <unistd.h>
+#include <vector>
 
 namespace {
 
@@ -36,6 +46,40 @@ volatile std::sig_atomic_t g_stop = 0;
 
 void on_signal(int) {
     g_stop = 1;
+}
+
+// "SECONDS CODE": seconds (a decimal fraction allowed), code in hex (0x prefix optional) or
+// decimal with the 0n prefix.
+bool parse_bugcheck_after(const std::vector<std::string>& args, kdcart::hw::BugCheckAfter& out) {
+    if (args.size() != 2) {
+        return false;
+    }
+    double seconds = 0;
+    char tail = 0;
+    if (std::sscanf(args[0].c_str(), "%lf%c", &seconds, &tail) != 1 || !(seconds >= 0) ||
+        seconds > 1e6) {
+        return false;
+    }
+    std::string code_text = args[1];
+    int base = 16;
+    if (code_text.rfind("0n", 0) == 0) {
+        code_text = code_text.substr(2);
+        base = 10;
+    } else if (code_text.rfind("0x", 0) == 0 || code_text.rfind("0X", 0) == 0) {
+        code_text = code_text.substr(2);
+    }
+    if (code_text.empty() || code_text.size() > 10) {
+        return false;
+    }
+    char* end = nullptr;
+    unsigned long long code = std::strtoull(code_text.c_str(), &end, base);
+    if (end == nullptr || *end != 0 || code == 0 || code > 0xFFFFFFFFULL) {
+        return false;
+    }
+    out.enabled = true;
+    out.after = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
+    out.code = static_cast<uint32_t>(code);
+    return true;
 }
 
 // "off", or "LOAD,UNLOAD,RELOAD" in milliseconds.
@@ -124,6 +168,27 @@ int main(int argc, char** argv) {
     app.add_option("--dump-on-exit", dump_on_exit,
                    "on exit, write the code check of the loaded images to this file "
                    "(default: $KDSIM_DUMP_ON_EXIT)");
+    std::string phys_snapshot;
+    app.add_option("--phys-snapshot", phys_snapshot,
+                   "before every state change, write all physical memory to this file (sparse, "
+                   "file offset = physical address) and FILE.runs (BASEPAGE PAGECOUNT in hex)")
+        ->envname("KDSIM_PHYS_SNAPSHOT");
+    uint64_t mute_after_bytes = 0;
+    unsigned mute_ms = 15000;
+    app.add_option("--mute-after-bytes", mute_after_bytes,
+                   "after sending this many bytes, drop everything sent and received for "
+                   "--mute-ms, then carry on (once; 0 = never)")
+        ->envname("KDSIM_MUTE_AFTER_BYTES")
+        ->capture_default_str();
+    app.add_option("--mute-ms", mute_ms, "how long --mute-after-bytes keeps the link dead")
+        ->envname("KDSIM_MUTE_MS")
+        ->capture_default_str();
+    std::vector<std::string> bugcheck_after;
+    app.add_option("--bugcheck-after", bugcheck_after,
+                   "SECONDS CODE: kdtest.sys calls KeBugCheckEx(CODE, ...) on CPU 0 after "
+                   "SECONDS of guest time (once per run; continuing the stop reboots)")
+        ->expected(2)
+        ->type_name("SECONDS CODE");
     app.add_flag("-v,--verbose", verbose, "debug logging on stderr");
     CLI11_PARSE(app, argc, argv);
 
@@ -149,6 +214,19 @@ int main(int argc, char** argv) {
         spdlog::error("--late-driver wants LOAD,UNLOAD,RELOAD (milliseconds) or off");
         return 2;
     }
+    if (bugcheck_after.empty()) {
+        // "SECONDS CODE" from the environment (it passes through `kdcart --sim`).
+        if (const char* env = std::getenv("KDSIM_BUGCHECK_AFTER"); env != nullptr && *env != 0) {
+            std::istringstream words(env);
+            for (std::string w; words >> w;) {
+                bugcheck_after.push_back(w);
+            }
+        }
+    }
+    if (!bugcheck_after.empty() && !parse_bugcheck_after(bugcheck_after, config.bugcheck_after)) {
+        spdlog::error("--bugcheck-after wants SECONDS CODE (e.g. 3 0xD1; CODE in hex, non-zero)");
+        return 2;
+    }
     if (dump_on_exit.empty()) {
         if (const char* env = std::getenv("KDSIM_DUMP_ON_EXIT"); env != nullptr) {
             dump_on_exit = env;
@@ -165,7 +243,15 @@ int main(int argc, char** argv) {
     spdlog::info("machine up: {} cpu(s), kernel at {:#x}, images from {}", cpus,
                  (*machine)->kernel_base(), config.image_dir.string());
 
-    hw::KdTarget target(**machine);
+    hw::KdTargetOptions target_options;
+    target_options.phys_snapshot = phys_snapshot;
+    target_options.mute_after_bytes = mute_after_bytes;
+    target_options.mute_for = std::chrono::milliseconds(mute_ms);
+    if (config.bugcheck_after.enabled) {
+        spdlog::info("bug check {:#010x} due {} ms after boot (kdtest!KdTestRaiseBugCheck)",
+                     config.bugcheck_after.code, config.bugcheck_after.after.count());
+    }
+    hw::KdTarget target(**machine, target_options);
     std::unique_ptr<transport::StreamListener> listener;
     if (use_pty || !kdnet_host.empty()) {
         // Whoever started us (kdcart --sim) owns the other end: when it dies without stopping

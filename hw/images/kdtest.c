@@ -6,7 +6,8 @@
  * the simulator pages out at boot), prints "kdtest: tick N" about every two seconds and then
  * waits 100 ms with nt!KdSimWait (hlt). Breakpoint and stepping tests target these functions,
  * so they stay real, exported, non-inlined functions. KdTestAccess and KdTestSpin are for
- * tests that call them on a processor of their choice.
+ * tests that call them on a processor of their choice. When the simulator arms it (kdsim
+ * --bugcheck-after), the loop calls KdTestRaiseBugCheck, which bug checks the machine.
  */
 #include "sim_abi.h"
 
@@ -33,6 +34,9 @@ NTIMPORT ULONG DbgPrint(const char* Format, ...);
 NTIMPORT void KdSimWait(ULONG Milliseconds);
 NTIMPORT ULONG64 KeQueryInterruptTime(void);
 NTIMPORT ULONG KeGetCurrentProcessorNumber(void);
+NTIMPORT __declspec(noreturn) void KeBugCheckEx(ULONG BugCheckCode, ULONG64 Parameter1,
+                                                ULONG64 Parameter2, ULONG64 Parameter3,
+                                                ULONG64 Parameter4);
 NTIMPORT NTSTATUS PsCreateSystemThread(PVOID* ThreadHandle, ULONG DesiredAccess,
                                        PVOID ObjectAttributes, PVOID ProcessHandle, PVOID ClientId,
                                        PKSTART_ROUTINE StartRoutine, PVOID StartContext);
@@ -49,6 +53,11 @@ NTEXPORT volatile ULONG KdTestPagedStartIteration = SIM_KDTEST_PAGED_START_ITERA
 NTEXPORT volatile ULONG64 KdTestPagedCalls;
 NTEXPORT volatile ULONG64 KdTestPagedResult;
 NTEXPORT volatile ULONG64 KdTestSpinCount;
+
+/* kdsim --bugcheck-after (see sim_abi.h): set by the simulator at boot. */
+NTEXPORT volatile ULONG KdTestBugCheckCode;   /* 0: never */
+NTEXPORT volatile ULONG64 KdTestBugCheckTime; /* interrupt time, 100 ns since boot */
+NTEXPORT volatile ULONG KdTestBugCheckRaised; /* KdTestRaiseBugCheck ran */
 
 NTEXPORT ULONG64 KdTestCompute(ULONG64 Input);
 NTEXPORT void KdTestUpdate(ULONG64 Value);
@@ -139,6 +148,14 @@ NTEXPORT __declspec(noinline) void KdTestSpin(ULONG64 Iterations) {
     }
 }
 
+/* The driver's own bug check (kdsim --bugcheck-after): a frame of kdtest.sys under
+ * KeBugCheckEx, with parameters shaped like DRIVER_IRQL_NOT_LESS_OR_EQUAL's. */
+NTEXPORT __declspec(noinline) __declspec(noreturn) void KdTestRaiseBugCheck(ULONG Code) {
+    KdTestBugCheckRaised = 1;
+    KeBugCheckEx(Code, (ULONG64)&KdTestPagedFunction, SIM_BUGCHECK_IRQL, 0,
+                 (ULONG64)&KdTestRaiseBugCheck);
+}
+
 NTEXPORT __declspec(noinline) void KdTestLoop(PVOID Context) {
     (void)Context;
     ULONG64 iteration = 0;
@@ -153,6 +170,9 @@ NTEXPORT __declspec(noinline) void KdTestLoop(PVOID Context) {
             DbgPrint("kdtest: tick %d\n", (int)KdTestTicks);
             KdTestTicks++;
             next_print = now + (ULONG64)SIM_KDTEST_PRINT_INTERVAL_MS * 10000ULL;
+        }
+        if (KdTestBugCheckCode != 0 && now >= KdTestBugCheckTime) {
+            KdTestRaiseBugCheck(KdTestBugCheckCode);
         }
         iteration++;
         KdTestIteration = iteration;

@@ -71,7 +71,17 @@ NTEXPORT PVOID MmNonPagedPoolEnd;
 NTEXPORT ULONG64 MmHighestUserAddress = 0x00007FFFFFFEFFFFULL;
 NTEXPORT ULONG64 MmSystemRangeStart = 0xFFFF800000000000ULL;
 NTEXPORT ULONG64 MmUserProbeAddress = 0x00007FFFFFFF0000ULL;
-NTEXPORT PVOID MmUnloadedDrivers;
+/* The unloaded-driver list (`lm`'s "Unloaded modules:"), filled by MiRememberUnloadedDriver. */
+typedef struct _UNLOADED_DRIVERS {
+    UNICODE_STRING Name;
+    PVOID StartAddress;
+    PVOID EndAddress;
+    ULONG64 CurrentTime; /* LARGE_INTEGER, system time of the unload */
+} UNLOADED_DRIVERS;
+_Static_assert(sizeof(UNLOADED_DRIVERS) == SIM_UNLOADED_DRIVERS_SIZE, "UNLOADED_DRIVERS size");
+static UNLOADED_DRIVERS MiUnloadedDriverArray[SIM_MAX_UNLOADED_DRIVERS];
+static WCHAR MiUnloadedDriverNames[SIM_MAX_UNLOADED_DRIVERS][SIM_UNLOADED_DRIVER_NAME_CHARS];
+NTEXPORT UNLOADED_DRIVERS* MmUnloadedDrivers = MiUnloadedDriverArray;
 NTEXPORT ULONG MmLastUnloadedDriver;
 NTEXPORT PVOID PspCidTable;
 NTEXPORT PVOID KeLoaderBlock;
@@ -737,6 +747,30 @@ static __declspec(noinline) void IopLoadDriver(volatile SIM_DRIVER_REQUEST* Requ
     }
 }
 
+/* MmUnloadSystemImage's note of an unloaded driver: name, range and time go into the next
+ * slot of MmUnloadedDrivers (a ring of SIM_MAX_UNLOADED_DRIVERS), MmLastUnloadedDriver moves on. */
+static __declspec(noinline) void MiRememberUnloadedDriver(PUNICODE_STRING Name, PVOID Base,
+                                                          ULONG Size) {
+    ULONG index = MmLastUnloadedDriver;
+    if (index >= SIM_MAX_UNLOADED_DRIVERS) {
+        index = 0;
+    }
+    UNLOADED_DRIVERS* slot = &MmUnloadedDrivers[index];
+    WCHAR* buffer = MiUnloadedDriverNames[index];
+    USHORT chars = (USHORT)(Name->Length / sizeof(WCHAR));
+    if (chars > SIM_UNLOADED_DRIVER_NAME_CHARS) {
+        chars = SIM_UNLOADED_DRIVER_NAME_CHARS;
+    }
+    memcpy(buffer, Name->Buffer, chars * sizeof(WCHAR));
+    slot->Name.Buffer = buffer;
+    slot->Name.Length = (USHORT)(chars * sizeof(WCHAR));
+    slot->Name.MaximumLength = slot->Name.Length;
+    slot->StartAddress = Base;
+    slot->EndAddress = (UCHAR*)Base + Size;
+    KeQuerySystemTime(&slot->CurrentTime);
+    MmLastUnloadedDriver = index + 1;
+}
+
 static __declspec(noinline) void IopUnloadDriver(volatile SIM_DRIVER_REQUEST* Request) {
     LIST_ENTRY* entry = (LIST_ENTRY*)Request->LdrEntry;
     PVOID base = FIELD_AT(PVOID, entry, SIM_LDR_DLL_BASE);
@@ -747,6 +781,8 @@ static __declspec(noinline) void IopUnloadDriver(volatile SIM_DRIVER_REQUEST* Re
     }
     DbgUnLoadImageSymbols((PSTRING)Request->ImageName, base, (ULONG_PTR)-1);
     RemoveEntryList(entry);
+    MiRememberUnloadedDriver(&FIELD_AT(UNICODE_STRING, entry, SIM_LDR_BASE_DLL_NAME), base,
+                             FIELD_AT(ULONG, entry, SIM_LDR_SIZE_OF_IMAGE));
 }
 
 /* Called by KiSimInterrupt (below) with the interrupted state saved. */
@@ -830,8 +866,18 @@ __asm__(".text\n"
         ".text\n");
 
 /* ------------------------------------------------------------------------------------------
- * Bug checks.
+ * Bug checks. As NT with a kernel debugger: KiBugCheckData, the "Fatal System Error" text,
+ * a break at RtlpBreakWithStatusInstruction (KiBugCheckDebugBreak); once the debugger lets
+ * the processor go, the crash dump is written and the machine reboots. Both are the
+ * simulator's: it stops the processor on the first instruction of KiSimReturnToFirmware.
  * ---------------------------------------------------------------------------------------- */
+NTEXPORT __declspec(noinline) __declspec(noreturn) void KiSimReturnToFirmware(ULONG BugCheckCode) {
+    (void)BugCheckCode;
+    for (;;) {
+        __asm__ __volatile__("hlt" ::: "memory");
+    }
+}
+
 NTEXPORT __declspec(noreturn) void KeBugCheckEx(ULONG BugCheckCode, ULONG_PTR Parameter1,
                                                 ULONG_PTR Parameter2, ULONG_PTR Parameter3,
                                                 ULONG_PTR Parameter4) {
@@ -844,7 +890,7 @@ NTEXPORT __declspec(noreturn) void KeBugCheckEx(ULONG BugCheckCode, ULONG_PTR Pa
              BugCheckCode, (PVOID)Parameter1, (PVOID)Parameter2, (PVOID)Parameter3,
              (PVOID)Parameter4);
     DbgBreakPointWithStatus(SIM_DBG_STATUS_BUGCHECK_FIRST);
-    KiIdleLoop();
+    KiSimReturnToFirmware(BugCheckCode);
 }
 
 NTEXPORT __declspec(noreturn) void KeBugCheck(ULONG BugCheckCode) {

@@ -157,5 +157,25 @@ typedef struct SIM_DRIVER_REQUEST {
 #define SIM_DRIVER_OBJECT_DRIVER_UNLOAD 0x68
 #define SIM_LDR_DLL_BASE 0x30
 #define SIM_LDR_ENTRY_POINT 0x38
+#define SIM_LDR_SIZE_OF_IMAGE 0x40 /* ULONG */
+#define SIM_LDR_BASE_DLL_NAME 0x58 /* UNICODE_STRING */
+
+/* nt!MmUnloadedDrivers points to an array of SIM_MAX_UNLOADED_DRIVERS UNLOADED_DRIVERS (x64:
+ * UNICODE_STRING Name at 0, StartAddress at 0x10, EndAddress at 0x18, CurrentTime at 0x20);
+ * nt!MmLastUnloadedDriver (ULONG) is the slot the next unload fills (it wraps to 0 after the
+ * last slot, as MiRememberUnloadedDriver does). */
+#define SIM_MAX_UNLOADED_DRIVERS 50
+#define SIM_UNLOADED_DRIVERS_SIZE 0x28
+#define SIM_UNLOADED_DRIVER_NAME_CHARS 64 /* room for each name kept by nt */
+
+/* A bug check on a timer (kdsim --bugcheck-after SECONDS CODE): the simulator sets
+ * kdtest!KdTestBugCheckTime (interrupt time, 100 ns since boot) and kdtest!KdTestBugCheckCode
+ * (0 = never) at boot; KdTestLoop (CPU 0) then calls KdTestRaiseBugCheck, which sets
+ * KdTestBugCheckRaised and calls KeBugCheckEx(code, &KdTestPagedFunction, 2, 0,
+ * &KdTestRaiseBugCheck) (DRIVER_IRQL_NOT_LESS_OR_EQUAL's shape: pageable address referenced,
+ * IRQL 2, read, the driver's code). KeBugCheckEx breaks into the debugger; once continued it
+ * calls nt!KiSimReturnToFirmware (the crash dump is written, the machine reboots), where the
+ * simulator stops the machine with StopKind::Reboot. */
+#define SIM_BUGCHECK_IRQL 2
 
 #endif

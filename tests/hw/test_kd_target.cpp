@@ -17,6 +17,7 @@
 #include <cstring>
 #include <deque>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <signal.h>
@@ -1440,7 +1441,9 @@ struct KdsimProcess {
     pid_t pid = -1;
     std::string socket_path;
 
-    KdsimProcess(std::vector<std::string> args, const std::vector<std::string>& env_extra = {}) {
+    // kdsim's log (stderr) goes to `log_path`, or nowhere.
+    KdsimProcess(std::vector<std::string> args, const std::vector<std::string>& env_extra = {},
+                 const std::string& log_path = {}) {
         socket_path = "/tmp/kdsim-test-" + std::to_string(::getpid()) + "-" +
                       std::to_string(counter()++) + ".sock";
         ::unlink(socket_path.c_str());
@@ -1461,7 +1464,9 @@ struct KdsimProcess {
         envp.push_back(nullptr);
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0); // its log
+        posix_spawn_file_actions_addopen(&actions, 2,
+                                         log_path.empty() ? "/dev/null" : log_path.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644); // its log
         int rc = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
         posix_spawn_file_actions_destroy(&actions);
         REQUIRE(rc == 0);
@@ -1492,6 +1497,19 @@ struct KdsimProcess {
         }
         FAIL("kdsim did not listen");
         return nullptr;
+    }
+
+    // Waits for kdsim to exit on its own (a bad command line): its exit status.
+    int wait_exit() {
+        int status = 0;
+        for (int i = 0; i < 100; i++) {
+            if (::waitpid(pid, &status, WNOHANG) == pid) {
+                pid = -1;
+                return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        return -2;
     }
 
     int terminate() {
@@ -1562,4 +1580,207 @@ TEST_CASE("kdsim --dump-on-exit: 'code modified at' with a breakpoint left in, e
         }
     }
     ::unlink(report.c_str());
+}
+
+// ---------------------------------------------------------------------------------------------
+// crash-dump capture support: physical snapshots, a link that goes dead, bug checks
+// ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Every RAM page of the machine against the snapshot file (offset = physical address).
+void check_snapshot(SimMachine& m, const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    std::vector<uint8_t> file_page(0x1000);
+    std::vector<uint8_t> memory_page(0x1000);
+    size_t differing = 0;
+    for (const auto& run : m.physical_runs()) {
+        for (uint64_t pa = run.base; pa < run.base + run.size; pa += 0x1000) {
+            REQUIRE(::pread(fd, file_page.data(), 0x1000, static_cast<off_t>(pa)) == 0x1000);
+            REQUIRE(m.read_physical(pa, memory_page) == 0x1000);
+            differing += file_page != memory_page ? 1 : 0;
+        }
+    }
+    ::close(fd);
+    CHECK(differing == 0);
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+} // namespace
+
+TEST_CASE("phys_snapshot: all physical memory, written before each state change goes out") {
+    std::string path = "/tmp/kdsim-phys-" + std::to_string(::getpid()) + ".raw";
+    ::unlink(path.c_str());
+    KdTargetOptions options;
+    options.phys_snapshot = path;
+    Fixture f(2, options);
+    f.host.connect_and_break();
+    // The host sees the stop: the snapshot is there already, whole.
+    CHECK(std::filesystem::exists(path));
+    CHECK(slurp(path + ".runs") == "1 9e\n100 1f00\n3000 1200\n");
+    f.thread->pause();
+    CHECK(f.target->stats().snapshots == 1);
+    check_snapshot(*f.machine, path);
+    f.thread->start();
+
+    // The machine runs on and changes memory; the next stop has a new snapshot.
+    uint64_t counter = f.sym("kdtest", "KdTestCounter");
+    uint64_t before = f.host.read_as<uint64_t>(counter);
+    f.host.skip_int3_and_go();
+    std::this_thread::sleep_for(400ms);
+    REQUIRE(f.host.link->send_breakin().has_value());
+    f.host.state_change();
+    f.thread->pause();
+    CHECK(f.target->stats().snapshots == 2);
+    uint64_t after = 0;
+    REQUIRE(f.machine->read_virtual(counter, {reinterpret_cast<uint8_t*>(&after), 8}) == 8);
+    CHECK(after > before);
+    check_snapshot(*f.machine, path);
+    f.thread->start();
+    // SwitchProcessor reports another state change: another snapshot.
+    auto m = Host::api(DbgKdSwitchProcessor);
+    m.Processor = 1;
+    f.host.send_no_reply(m);
+    CHECK(f.host.state_change().Processor == 1);
+    f.thread->pause();
+    CHECK(f.target->stats().snapshots == 3);
+    f.thread->start();
+    ::unlink(path.c_str());
+    ::unlink((path + ".runs").c_str());
+}
+
+TEST_CASE("mute_after_bytes: once, the link goes dead for mute_for, then the session goes on") {
+    KdTargetOptions options;
+    options.mute_after_bytes = 6000;
+    options.mute_for = 2000ms;
+    Fixture f(1, options);
+    f.host.connect_and_break();
+    uint64_t base = layout::DRIVER_BASE;
+    auto first = f.host.read_virtual(base, 0x800);
+    REQUIRE(first.size() == 0x800);
+    int slow = 0;
+    for (int i = 0; i < 8; i++) {
+        CAPTURE(i);
+        auto start = std::chrono::steady_clock::now();
+        auto data = f.host.read_virtual(base, 0x800);
+        auto took = std::chrono::steady_clock::now() - start;
+        CHECK(data == first);
+        if (took > 1500ms) {
+            slow++;
+            CHECK(took > 1900ms); // nothing got through for mute_for
+        }
+    }
+    CHECK(slow == 1);
+    f.thread->pause();
+    const auto& st = f.target->stats();
+    CHECK_FALSE(f.target->muted());
+    CHECK(st.bytes_sent > 8 * 0x800);
+    CHECK(st.muted_events_in > 0);   // the host's ACK and request, at least
+    CHECK(st.muted_packets_out > 0); // the reply sent again while dead
+    f.thread->start();
+    f.host.skip_int3_and_go();
+}
+
+TEST_CASE("bug check on a timer and .crash: the stop, then the crash dump and a reboot") {
+    Fixture f(1, {}, [](SimConfig& c) {
+        c.bugcheck_after.enabled = true;
+        c.bugcheck_after.after = 1000ms;
+        c.bugcheck_after.code = 0xD1;
+    });
+    f.host.reset();
+    auto sc = f.host.state_change(10s);
+    CHECK(sc.NewState == DbgKdExceptionStateChange);
+    CHECK(sc.Processor == 0);
+    CHECK(sc.ProgramCounter == f.machine->breakpoint_with_status());
+    CHECK(sc.u.Exception.ExceptionRecord.ExceptionCode == STATUS_BREAKPOINT);
+    CHECK(sc.u.Exception.ExceptionRecord.ExceptionAddress == f.machine->breakpoint_with_status());
+    CHECK(sc.u.Exception.FirstChance == 1);
+    REQUIRE_FALSE(f.host.prints.empty());
+    CHECK(f.host.prints.back().find("\n*** Fatal System Error: 0x000000d1\n") == 0);
+    uint64_t block = f.host.read_as<uint64_t>(f.machine->debugger_data_list());
+    auto kdbg = f.host.read_as<KDDEBUGGER_DATA64>(block);
+    CHECK(f.host.read_as<uint64_t>(kdbg.KiBugcheckData) == 0xD1);
+    CHECK(f.host.read_as<uint64_t>(kdbg.KiBugcheckData + 16) == 2); // IRQL
+    CHECK(f.host.read_as<uint64_t>(kdbg.KiBugcheckData + 32) ==
+          f.sym("kdtest", "KdTestRaiseBugCheck"));
+
+    // Continued past the int3: "writing crash dump", a reboot; the host sees a new boot.
+    f.host.prints.clear();
+    f.host.skip_int3_and_go();
+    f.host.last_target_id.reset();
+    REQUIRE(f.host.wait_print("kdtest: DriverEntry"));
+    f.thread->pause();
+    CHECK(f.target->stats().crash_reboots == 1);
+    CHECK(f.machine->bugcheck_data()[0] == 0);
+    f.thread->start();
+
+    // Once per machine: the rebooted one stays up. Then .crash does the same with 0xE2.
+    f.host.connect_and_break();
+    CHECK(f.host.read_as<uint32_t>(f.sym("kdtest", "KdTestBugCheckCode")) == 0);
+    f.host.prints.clear();
+    f.host.send_no_reply(Host::api(DbgKdCauseBugCheckApi));
+    auto crash = f.host.state_change();
+    CHECK(crash.ProgramCounter == f.machine->breakpoint_with_status());
+    REQUIRE_FALSE(f.host.prints.empty());
+    CHECK(f.host.prints.back() == "\n*** Fatal System Error: 0x000000e2\n"
+                                  "                       (0x0000000000000000,0x0000000000000000,"
+                                  "0x0000000000000000,0x0000000000000000)\n\n");
+    f.host.prints.clear();
+    f.host.skip_int3_and_go();
+    f.host.last_target_id.reset();
+    REQUIRE(f.host.wait_print("kdtest: DriverEntry"));
+    f.thread->pause();
+    CHECK(f.target->stats().crash_reboots == 2);
+    f.thread->start();
+}
+
+TEST_CASE("kdsim --bugcheck-after, KDSIM_PHYS_SNAPSHOT: the stop, the snapshot, the dump line") {
+    std::string snapshot = "/tmp/kdsim-phys-" + std::to_string(::getpid()) + "-p.raw";
+    std::string log = "/tmp/kdsim-log-" + std::to_string(::getpid()) + ".txt";
+    ::unlink(snapshot.c_str());
+    {
+        // The snapshot file through the environment (as through `kdcart --sim`).
+        KdsimProcess sim(
+            {"--late-driver", "off", "--bugcheck-after", "1.5", "0xD1", "--mute-after-bytes", "0"},
+            {"KDSIM_PHYS_SNAPSHOT=" + snapshot}, log);
+        Host host;
+        host.link = sim.connect();
+        host.reset();
+        auto sc = host.state_change(15s);
+        CHECK(sc.ProgramCounter == sc.u.Exception.ExceptionRecord.ExceptionAddress);
+        CHECK(sc.u.Exception.ExceptionRecord.ExceptionCode == STATUS_BREAKPOINT);
+        REQUIRE(std::filesystem::exists(snapshot));
+        CHECK(slurp(snapshot + ".runs") == "1 9e\n100 1f00\n3000 1200\n");
+        // Physical memory read through the link equals the snapshot.
+        auto m = Host::api(DbgKdReadPhysicalMemoryApi);
+        m.u.ReadMemory.TargetBaseAddress = 0x100000;
+        m.u.ReadMemory.TransferCount = 0x800;
+        auto [reply, data] = host.request(m);
+        REQUIRE(data.size() == 0x800);
+        std::string raw = slurp(snapshot);
+        REQUIRE(raw.size() == 0x4200000);
+        CHECK(std::equal(data.begin(), data.end(), raw.begin() + 0x100000));
+        host.prints.clear();
+        host.skip_int3_and_go();
+        host.last_target_id.reset();
+        REQUIRE(host.wait_print("kdtest: DriverEntry"));
+        CHECK(sim.terminate() == 0);
+    }
+    std::string text = slurp(log);
+    CHECK(
+        text.find("kdsim: writing crash dump (bug check 0x000000d1) to C:\\Windows\\MEMORY.DMP") !=
+        std::string::npos);
+    // A bad CODE is refused, on the command line or from the environment.
+    KdsimProcess bad({"--bugcheck-after", "1", "0"});
+    CHECK(bad.wait_exit() == 2);
+    KdsimProcess bad_env({}, {"KDSIM_BUGCHECK_AFTER=1 zz"});
+    CHECK(bad_env.wait_exit() == 2);
+    ::unlink(snapshot.c_str());
+    ::unlink((snapshot + ".runs").c_str());
+    ::unlink(log.c_str());
 }

@@ -11,10 +11,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 using namespace kdcart;
@@ -1236,4 +1238,209 @@ TEST_CASE("check_code: memory against the files, paged-out pages included") {
         CHECK_MESSAGE(c.intact(), c.module);
     }
     CHECK(read_as<uint8_t>(*m, update) == original);
+}
+
+// ---------------------------------------------------------------------------------------------
+// what crash-dump capture relies on: unloaded drivers, KDDEBUGGER_DATA64, bug checks, snapshot
+// ---------------------------------------------------------------------------------------------
+
+TEST_CASE("MmUnloadedDrivers: kdlate.sys's unload is remembered as Windows does") {
+    auto m = make_machine(2, BootPrints::Drain, [](SimConfig& c) {
+        c.late_driver.enabled = true;
+        c.late_driver.load_after = 100ms;
+        c.late_driver.unload_after = 300ms;
+        c.late_driver.reload_after = 100ms;
+    });
+    auto d = read_as<KDDEBUGGER_DATA64>(*m, m->kd_debugger_data_block());
+    CHECK(d.MmUnloadedDrivers == *m->address_of("nt", "MmUnloadedDrivers"));
+    CHECK(d.MmLastUnloadedDriver == *m->address_of("nt", "MmLastUnloadedDriver"));
+    uint64_t array = read_as<uint64_t>(*m, d.MmUnloadedDrivers);
+    REQUIRE(array != 0);
+    CHECK(read_as<uint32_t>(*m, d.MmLastUnloadedDriver) == 0);
+    CHECK(read_as<uint64_t>(*m, array + 0x10) == 0); // slot 0 empty
+    // The whole array (50 entries of 0x28 bytes) is readable.
+    std::vector<uint8_t> all(SIM_MAX_UNLOADED_DRIVERS * SIM_UNLOADED_DRIVERS_SIZE);
+    CHECK(m->read_virtual(array, all) == all.size());
+
+    auto pe = PeImage::load_file(default_image_dir() / "kdlate.sys");
+    REQUIRE(pe.has_value());
+    uint64_t before = read_as<uint64_t>(*m, layout::KUSER_SHARED_DATA + SIM_KUSER_SYSTEM_TIME);
+    for (uint64_t round = 1; round <= 2; round++) {
+        CAPTURE(round);
+        auto unloaded = run_until(
+            *m, [&](const RunResult&) { return m->late_driver_unloads() == round; }, 5000ms);
+        REQUIRE(unloaded.has_value());
+        CHECK(read_as<uint32_t>(*m, d.MmLastUnloadedDriver) == round);
+        uint64_t slot = array + (round - 1) * SIM_UNLOADED_DRIVERS_SIZE;
+        auto name = read_as<UNICODE_STRING64>(*m, slot);
+        CHECK(name.Length == 20);
+        CHECK(name.MaximumLength >= name.Length);
+        CHECK(read_unicode(*m, name) == "kdlate.sys");
+        uint64_t start = read_as<uint64_t>(*m, slot + 0x10);
+        uint64_t end = read_as<uint64_t>(*m, slot + 0x18);
+        uint64_t time = read_as<uint64_t>(*m, slot + 0x20);
+        CHECK(start == layout::LATE_DRIVER_BASE);
+        CHECK(end == start + pe->size_of_image());
+        uint64_t now = read_as<uint64_t>(*m, layout::KUSER_SHARED_DATA + SIM_KUSER_SYSTEM_TIME);
+        CHECK(time >= before); // a FILETIME of the unload
+        CHECK(time <= now);
+        before = time;
+    }
+}
+
+TEST_CASE("KDDEBUGGER_DATA64 for dumps: PFN database, KiBugCheckData, KPRCB contexts") {
+    auto m = make_machine(2);
+    auto d = read_as<KDDEBUGGER_DATA64>(*m, m->kd_debugger_data_block());
+    CHECK(d.MmPfnDatabase == *m->address_of("nt", "MmPfnDatabase"));
+    uint64_t pfn = read_as<uint64_t>(*m, d.MmPfnDatabase);
+    CHECK(pfn == layout::PFN_DATABASE);
+    CHECK(pfn == m->pfn_database());
+    // An MMPFN for every RAM page frame is mapped; the hole between runs is not.
+    for (const auto& run : m->physical_runs()) {
+        uint64_t first = run.base / 0x1000;
+        uint64_t last = (run.base + run.size) / 0x1000 - 1;
+        CHECK(m->translate(pfn + first * layout::MMPFN_SIZE).has_value());
+        CHECK(m->translate(pfn + last * layout::MMPFN_SIZE + layout::MMPFN_SIZE - 1).has_value());
+    }
+    CHECK_FALSE(m->translate(pfn + 0x2800 * layout::MMPFN_SIZE).has_value());
+    CHECK(d.KiBugcheckData == *m->address_of("nt", "KiBugCheckData"));
+    CHECK(d.PsActiveProcessHead == *m->address_of("nt", "PsActiveProcessHead"));
+    CHECK(d.KiProcessorBlock == *m->address_of("nt", "KiProcessorBlock"));
+    CHECK(d.MmPhysicalMemoryBlock == *m->address_of("nt", "MmPhysicalMemoryBlock"));
+    CHECK(d.OffsetPrcbContext == SIM_KPRCB_CONTEXT);
+    CHECK(m->bugcheck_data() == std::array<uint64_t, 5>{});
+
+    // Each KPRCB's Context points at a CONTEXT that holds the processor's state at a stop.
+    m->force_break_in(0);
+    auto stop = run_until(*m, is_stop);
+    REQUIRE(stop.has_value());
+    for (uint32_t cpu = 0; cpu < 2; cpu++) {
+        uint64_t prcb = read_as<uint64_t>(*m, d.KiProcessorBlock + cpu * 8);
+        uint64_t context = read_as<uint64_t>(*m, prcb + d.OffsetPrcbContext);
+        CHECK(context == prcb + SIM_KPRCB_PROC_STATE_CONTEXT);
+        auto c = read_as<CONTEXT>(*m, context);
+        CONTEXT live = m->get_context(cpu);
+        CHECK(c.Rip == live.Rip);
+        CHECK(c.Rsp == live.Rsp);
+        CHECK(c.SegCs == 0x10);
+        CHECK(c.MxCsr == c.FltSave.MxCsr);
+    }
+}
+
+TEST_CASE("bug check on a timer: kdtest raises it, the break, then Reboot; once per machine") {
+    auto m = make_machine(1, BootPrints::Drain, [](SimConfig& c) {
+        c.bugcheck_after.enabled = true;
+        c.bugcheck_after.after = 500ms;
+        c.bugcheck_after.code = 0xD1;
+    });
+    uint64_t paged = *m->address_of("kdtest", "KdTestPagedFunction");
+    uint64_t raise = *m->address_of("kdtest", "KdTestRaiseBugCheck");
+    auto print = run_until(
+        *m,
+        [](const RunResult& r) {
+            return r.kind == StopKind::DebugPrint &&
+                   r.text.find("Fatal System Error") != std::string::npos;
+        },
+        5000ms);
+    REQUIRE(print.has_value());
+    char want[256];
+    std::snprintf(want, sizeof(want),
+                  "\n*** Fatal System Error: 0x000000d1\n"
+                  "                       (0x%016llX,0x0000000000000002,0x0000000000000000,"
+                  "0x%016llX)\n\n",
+                  static_cast<unsigned long long>(paged), static_cast<unsigned long long>(raise));
+    CHECK(print->text == want);
+    CHECK(print->cpu == 0);
+    auto stop = run_until(*m, is_stop);
+    REQUIRE(stop.has_value());
+    CHECK(stop->kind == StopKind::Breakpoint);
+    CHECK(stop->pc == m->breakpoint_with_status());
+    CHECK(stop->exception_code == 0x80000003);
+    CHECK(m->bugcheck_data() == std::array<uint64_t, 5>{0xD1, paged, 2, 0, raise});
+    // The stack has kdtest's frames under KeBugCheckEx: a return address into
+    // KdTestRaiseBugCheck and one into KdTestLoop.
+    uint64_t loop = *m->address_of("kdtest", "KdTestLoop");
+    const ModuleInfo* kdtest = nullptr;
+    for (const auto& mod : m->modules()) {
+        if (mod.base_name == "kdtest.sys") {
+            kdtest = &mod;
+        }
+    }
+    REQUIRE(kdtest != nullptr);
+    CONTEXT c = m->get_context(0);
+    std::vector<uint64_t> stack(0x80);
+    size_t got = m->read_virtual(c.Rsp, {reinterpret_cast<uint8_t*>(stack.data()), 0x400});
+    REQUIRE(got >= 0x40); // up to the top of the stack
+    stack.resize(got / 8);
+    bool in_raise = false;
+    bool in_loop = false;
+    for (uint64_t q : stack) {
+        in_raise = in_raise || (q > raise && q < raise + 0x40);
+        in_loop = in_loop || (q > loop && q < loop + 0x200 && q < kdtest->base + kdtest->size);
+    }
+    CHECK(in_raise);
+    CHECK(in_loop);
+
+    // Continued past the int3 (as a debugger does): the dump is written, the machine reboots.
+    m->set_rip(0, stop->pc + 1);
+    auto end = run_until(*m, is_stop);
+    REQUIRE(end.has_value());
+    CHECK(end->kind == StopKind::Reboot);
+    CHECK(end->cpu == 0);
+    CHECK(end->pc == *m->address_of("nt", "KiSimReturnToFirmware"));
+    REQUIRE(m->reboot().has_value());
+    CHECK(m->bugcheck_data() == std::array<uint64_t, 5>{});
+    CHECK(read_as<uint32_t>(*m, *m->address_of("kdtest", "KdTestBugCheckCode")) == 0);
+    // A reboot before the bug check came keeps it armed.
+    auto again = make_machine(1, BootPrints::Drain, [](SimConfig& c) {
+        c.bugcheck_after.enabled = true;
+        c.bugcheck_after.after = 60000ms;
+        c.bugcheck_after.code = 0xE2;
+    });
+    REQUIRE(again->reboot().has_value());
+    CHECK(read_as<uint32_t>(*again, *again->address_of("kdtest", "KdTestBugCheckCode")) == 0xE2);
+    CHECK(read_as<uint64_t>(*again, *again->address_of("kdtest", "KdTestBugCheckTime")) ==
+          600000000ULL);
+}
+
+TEST_CASE("write_physical_snapshot: a sparse image equal to physical memory, and the runs") {
+    auto m = make_machine();
+    m->run();
+    std::string path = "/tmp/kdsim-snapshot-" + std::to_string(::getpid()) + ".raw";
+    REQUIRE(m->write_physical_snapshot(path).has_value());
+    FILE* f = std::fopen(path.c_str(), "rb");
+    REQUIRE(f != nullptr);
+    const auto& runs = m->physical_runs();
+    std::fseek(f, 0, SEEK_END);
+    CHECK(static_cast<uint64_t>(std::ftell(f)) == runs.back().base + runs.back().size);
+    std::vector<uint8_t> file_page(0x1000);
+    std::vector<uint8_t> memory_page(0x1000);
+    uint64_t pages = 0;
+    for (const auto& run : runs) {
+        for (uint64_t pa = run.base; pa < run.base + run.size; pa += 0x1000) {
+            std::fseek(f, static_cast<long>(pa), SEEK_SET);
+            REQUIRE(std::fread(file_page.data(), 1, 0x1000, f) == 0x1000);
+            REQUIRE(m->read_physical(pa, memory_page) == 0x1000);
+            if (file_page != memory_page) {
+                FAIL("page " << pa / 0x1000 << " differs");
+            }
+            pages++;
+        }
+    }
+    CHECK(pages == read_as<uint64_t>(*m, *m->address_of("nt", "MmNumberOfPhysicalPages")));
+    // The holes read as zeros (and are holes where the file system keeps them so).
+    std::fseek(f, 0, SEEK_SET);
+    REQUIRE(std::fread(file_page.data(), 1, 0x1000, f) == 0x1000);
+    CHECK(file_page == std::vector<uint8_t>(0x1000, 0));
+    std::fclose(f);
+    std::FILE* r = std::fopen((path + ".runs").c_str(), "r");
+    REQUIRE(r != nullptr);
+    char text[256] = {};
+    size_t n = std::fread(text, 1, sizeof(text) - 1, r);
+    std::fclose(r);
+    CHECK(std::string(text, n) == "1 9e\n100 1f00\n3000 1200\n");
+    CHECK_FALSE(std::filesystem::exists(path + ".tmp"));
+    CHECK_FALSE(std::filesystem::exists(path + ".runs.tmp"));
+    std::remove(path.c_str());
+    std::remove((path + ".runs").c_str());
 }
