@@ -251,6 +251,19 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
             return Flow::Continue;
         }
     }
+    // Run control exists only on a live target (WinDbg's wording on a dump).
+    static const char* kRunOnly[] = {"g",  "t",  "p",  "gu", "bp", "bu", "bm", "ba",
+                                     ".reboot", ".pagein", ".crash", ".dump", "pa", "ta",
+                                     "pc", "tc", "wt", "gh", "gn"};
+    if (!m_dbg->can_run()) {
+        for (const char* w : kRunOnly) {
+            if (word == w) {
+                error(std::string(7, ' ') + "^ No runnable debuggees error in '" +
+                      std::string(cmd) + "'");
+                return Flow::Continue;
+            }
+        }
+    }
     if (word == "bp" || word == "bu" || word == "bm") {
         cmd_bp(word, args);
     } else if (word == "ba") {
@@ -294,6 +307,12 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
         return Flow::Quit;
     } else if (word == ".reboot") {
         cmd_reboot();
+    } else if (word == ".dump") {
+        cmd_dump(args);
+    } else if (word == ".crash") {
+        cmd_crash();
+    } else if (word == ".bugcheck") {
+        cmd_bugcheck();
     } else if (word == ".help" || word == "help") {
         cmd_help();
     } else {
@@ -554,6 +573,9 @@ void Repl::cmd_lm(std::string_view args) {
         }
     }
     print(format_lm(shown));
+    if (pattern.empty()) {
+        print_unloaded_modules();
+    }
 }
 
 void Repl::cmd_evaluate(std::string_view args) {

@@ -43,6 +43,8 @@ public:
     // Prints what WinDbg prints once connected, then the stop.
     void announce_connection(const engine::StopEvent& stop);
     void print_stop(const engine::StopEvent& stop);
+    // -z: what WinDbg prints when it opens a dump (kind, version, bug check, where it stopped).
+    void announce_dump();
 
     enum class Flow { Continue, Quit };
     // Runs one input line (may hold several ';'-separated commands).
@@ -77,6 +79,11 @@ private:
     void cmd_reboot();
     void cmd_help();
     void cmd_stack(std::string_view word, std::string_view args);
+    // crash dumps (DumpCommands.cpp)
+    void cmd_dump(std::string_view args);
+    void cmd_crash();
+    void cmd_bugcheck();
+    void print_unloaded_modules();
     // breakpoints and stepping (BreakpointCommands.cpp)
     void cmd_bp(std::string_view word, std::string_view args);
     void cmd_ba(std::string_view args);

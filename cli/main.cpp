@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <functional>
 #include <cstdio>
 #include <editline/readline.h>
 #include <iostream>
@@ -141,6 +142,59 @@ std::optional<std::string> read_command(cli::Repl& repl, bool interactive) {
     return s;
 }
 
+std::function<std::optional<std::string>(const std::string&)> make_line_reader(bool interactive) {
+    return [interactive](const std::string& prompt) -> std::optional<std::string> {
+        if (interactive) {
+            char* line = readline(prompt.c_str());
+            if (line == nullptr) {
+                return std::nullopt;
+            }
+            std::string s(line);
+            std::free(line);
+            return s;
+        }
+        std::cout << prompt << std::flush;
+        std::string s;
+        if (!std::getline(std::cin, s)) {
+            return std::nullopt;
+        }
+        std::cout << s << "\n" << std::flush;
+        return s;
+    };
+}
+
+// -z FILE: the same REPL over a dump target.
+int run_dump(const std::string& path, const std::string& initial_commands) {
+    install_sigint();
+    StdOutput out;
+    out.write("kdcart " KDCART_VERSION " - Windows kernel debugger for Linux\n\n");
+    out.write("Loading Dump File [" + path + "]\n");
+    auto target = engine::DumpTarget::open(path);
+    if (!target) {
+        std::fprintf(stderr, "kdcart: %s: %s\n", path.c_str(), target.error().message.c_str());
+        return 1;
+    }
+    engine::StopEvent stop = (*target)->stop_event();
+    cli::Repl repl(out);
+    engine::Debugger dbg(std::move(*target), stop);
+    repl.set_debugger(&dbg);
+    repl.announce_dump();
+    const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
+    repl.set_line_reader(make_line_reader(interactive));
+    if (!initial_commands.empty()) {
+        if (repl.execute_line(initial_commands) == cli::Repl::Flow::Quit) {
+            return repl.exit_code();
+        }
+    }
+    for (;;) {
+        auto line = read_command(repl, interactive);
+        if (!line || repl.execute_line(*line) == cli::Repl::Flow::Quit ||
+            cli::g_terminate.load()) {
+            return repl.exit_code();
+        }
+    }
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -165,6 +219,9 @@ int main(int argc, char** argv) {
                   ->expected(0, 1)
                   ->default_str("com");
     k->excludes(s);
+    std::string dump_path;
+    auto* z = app.add_option("-z", dump_path, "Open a crash dump file (MEMORY.DMP: full or bitmap)");
+    z->excludes(k)->excludes(s);
     app.add_flag("-b", break_in, "Break in as soon as the target answers");
     app.add_option("-c", initial_commands, "Commands to run at the first stop (\"cmd; cmd\")");
     app.add_flag("-v,--verbose", verbose, "Debug logging to stderr");
@@ -202,8 +259,11 @@ int main(int argc, char** argv) {
         return 0;
     }
 
+    if (!dump_path.empty()) {
+        return run_dump(dump_path, initial_commands);
+    }
     if (kstring.empty() && s->count() == 0) {
-        std::fprintf(stderr, "kdcart: give -k CONNECTION or --sim (see --help)\n");
+        std::fprintf(stderr, "kdcart: give -k CONNECTION, --sim or -z DUMPFILE (see --help)\n");
         return 2;
     }
 
@@ -283,24 +343,7 @@ int main(int argc, char** argv) {
     out.write("Opened " + dbg.session().describe_link() + "\n");
 
     const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
-    repl.set_line_reader([interactive](const std::string& prompt) -> std::optional<std::string> {
-        if (interactive) {
-            char* line = readline(prompt.c_str());
-            if (line == nullptr) {
-                return std::nullopt;
-            }
-            std::string s(line);
-            std::free(line);
-            return s;
-        }
-        std::cout << prompt << std::flush;
-        std::string s;
-        if (!std::getline(std::cin, s)) {
-            return std::nullopt;
-        }
-        std::cout << s << "\n" << std::flush;
-        return s;
-    });
+    repl.set_line_reader(make_line_reader(interactive));
     std::string history_path;
     if (interactive) {
         if (const char* home = std::getenv("HOME")) {

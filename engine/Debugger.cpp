@@ -25,6 +25,7 @@ Debugger::Debugger(std::unique_ptr<Target> target, StopEvent stop)
     : m_target(std::move(target)), m_memory(*m_target), m_contexts(*m_target),
       m_info(*m_target, m_memory), m_modules(m_memory), m_symbols(m_memory, m_modules),
       m_breakpoints(nullptr, m_memory), m_stack(m_memory, m_modules), m_dump_stop(std::move(stop)) {
+    m_dump = dynamic_cast<DumpTarget*>(m_target.get());
     wire();
 }
 
@@ -166,8 +167,14 @@ Result<StopEvent> Debugger::switch_processor(uint16_t cpu, Millis timeout) {
                               "Processor " + std::to_string(cpu) + " does not exist (" +
                                   std::to_string(m_dump_stop.num_processors) + " processors)");
         }
-        return make_error(Errc::Unsupported, "switching processors in a dump is done by the "
-                                             "dump target");
+        if (!m_dump) {
+            return tl::unexpected(not_runnable());
+        }
+        if (auto r = m_dump->set_current_processor(cpu); !r) {
+            return tl::unexpected(r.error());
+        }
+        m_dump_stop.processor = cpu;
+        return m_dump_stop;
     }
     return m_run->switch_processor(cpu, timeout);
 }
@@ -177,6 +184,13 @@ Result<void> Debugger::reboot() {
         return tl::unexpected(not_runnable());
     }
     return m_run->reboot();
+}
+
+Result<void> Debugger::crash() {
+    if (!m_run) {
+        return tl::unexpected(not_runnable());
+    }
+    return m_run->crash();
 }
 
 Result<void> Debugger::detach() {

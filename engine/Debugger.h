@@ -6,6 +6,7 @@
 // returns data and errors, never prints.
 #include "engine/BreakpointManager.h"
 #include "engine/Contexts.h"
+#include "engine/DumpTarget.h"
 #include "engine/Expression.h"
 #include "engine/KernelInfo.h"
 #include "engine/LiveTarget.h"
@@ -72,6 +73,7 @@ public:
     [[nodiscard]] Result<void> break_in();
     [[nodiscard]] Result<StopEvent> switch_processor(uint16_t cpu, Millis timeout);
     [[nodiscard]] Result<void> reboot();
+    [[nodiscard]] Result<void> crash();
     [[nodiscard]] Result<void> detach();
 
     // ---- state while stopped ----
@@ -98,6 +100,8 @@ public:
 
     // The live parts (nullptr / error on a dump).
     LiveTarget* live() { return m_live; }
+    // The dump (nullptr on a live target).
+    DumpTarget* dump() { return m_dump; }
     protocol::KdSession& session();
     protocol::KdClient& client();
 
@@ -110,6 +114,7 @@ private:
 
     std::unique_ptr<Target> m_target;
     LiveTarget* m_live = nullptr;
+    DumpTarget* m_dump = nullptr;
     Memory m_memory;
     Contexts m_contexts;
     KernelInfo m_info;

@@ -303,6 +303,23 @@ Result<void> RunControl::reboot() {
     return {};
 }
 
+Result<void> RunControl::crash() {
+    if (m_state != RunState::Stopped) {
+        return make_error(Errc::Unsupported, "the target is not stopped");
+    }
+    if (auto r = m.contexts.write_back(); !r) {
+        return r;
+    }
+    if (auto r = m.target.client().cause_bugcheck(); !r) {
+        return r;
+    }
+    end_step_state();
+    m_phase = Phase::None;
+    forget_stop_state(true);
+    m_state = RunState::Running;
+    return {};
+}
+
 Result<void> RunControl::detach() {
     if (m_state == RunState::Stopped) {
         // Leave nothing behind: the target runs on clean (sites are already out while stopped;

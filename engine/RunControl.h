@@ -59,6 +59,8 @@ public:
     [[nodiscard]] Result<void> break_in();
     [[nodiscard]] Result<StopEvent> switch_processor(uint16_t cpu, Millis timeout);
     [[nodiscard]] Result<void> reboot();
+    // .crash: the target bug checks (MANUALLY_INITIATED_CRASH) and comes back with that stop.
+    [[nodiscard]] Result<void> crash();
     [[nodiscard]] Result<void> detach();
     void remove_all_breakpoints_from_target();
 

@@ -71,6 +71,7 @@ struct TargetInfo {
 
 enum class StopKind {
     BreakIn,       // the user's (or -b's) break-in request
+    Dump,          // a crash dump: the state it was written in (bug check in the header)
     Breakpoint,    // an int3 in the target's code (hard-coded or ours)
     SingleStep,    // trace flag / hardware breakpoint
     Exception,     // any other exception
@@ -95,6 +96,9 @@ struct StopEvent {
     uint64_t image_base = 0;
     uint32_t image_size = 0;
     std::string image_path;
+    // the bug check the machine stopped with (a dump's header; a live bug check stop), 0 = none
+    uint32_t bugcheck_code = 0;
+    uint64_t bugcheck_params[4] = {0, 0, 0, 0};
     // what the target reported about the stop
     protocol::AMD64_DBGKD_CONTROL_REPORT report{};
     // what the engine made of it

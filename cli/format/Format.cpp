@@ -590,6 +590,7 @@ std::string format_stop_event(const engine::StopEvent& event) {
     }
     case engine::StopKind::LoadSymbols:
     case engine::StopKind::CommandString:
+    case engine::StopKind::Dump:
     case engine::StopKind::Other:
         return {};
     }
