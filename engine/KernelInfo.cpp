@@ -28,8 +28,10 @@ Result<TargetInfo> learn_target(Target& target, Memory& memory) {
                 if (hdr && hdr->OwnerTag == KDBG_TAG) {
                     // Fields past the target's own Size (or past what we read) stay zero.
                     auto bytes = blk->bytes;
-                    size_t valid = std::min<size_t>(readable, hdr->Size);
-                    std::fill(bytes.begin() + static_cast<long>(valid), bytes.end(), 0);
+                    const size_t valid = std::min<size_t>(readable, hdr->Size);
+                    for (size_t i = valid; i < bytes.size(); ++i) {
+                        bytes[i] = 0;
+                    }
                     info.kddata = *kd_decode<KDDEBUGGER_DATA64>(bytes);
                     info.kddata_found = true;
                     info.kddata_address = *kdbg;
