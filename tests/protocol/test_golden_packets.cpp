@@ -1,4 +1,4 @@
-// Real Windows KD packets (taken from the KDNET captures in shared/vectors, where they travel
+// Real Windows KD packets (taken from the KDNET captures in tests/data/kdnet, where they travel
 // without the 0xAA trailer) framed as KDCOM and decoded back into DBGKD structures.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "protocol/dbgkd_structs.h"
@@ -29,7 +29,7 @@ std::vector<uint8_t> unhex(const std::string& s) {
 
 // frame number -> decrypted plaintext of kdnet_golden_8.8.8.8.txt
 std::map<int, std::vector<uint8_t>> load_golden() {
-    std::ifstream f(KDCART_SHARED_DIR "/vectors/kdnet/kdnet_golden_8.8.8.8.txt");
+    std::ifstream f(KDCART_TEST_DATA_DIR "/kdnet/kdnet_golden_8.8.8.8.txt");
     REQUIRE(f.good());
     std::map<int, std::vector<uint8_t>> frames;
     std::string line;

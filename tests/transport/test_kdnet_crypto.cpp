@@ -17,7 +17,7 @@ namespace proto = kdcart::protocol;
 
 namespace {
 
-const std::string kVectors = std::string(KDCART_SHARED_DIR) + "/vectors/kdnet/";
+const std::string kVectors = std::string(KDCART_TEST_DATA_DIR) + "/kdnet/";
 
 std::vector<uint8_t> unhex(std::string_view s) {
     std::vector<uint8_t> out;

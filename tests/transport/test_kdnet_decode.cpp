@@ -19,7 +19,7 @@ using namespace kdcart::transport;
 
 namespace {
 
-const std::string kVectors = std::string(KDCART_SHARED_DIR) + "/vectors/kdnet/";
+const std::string kVectors = std::string(KDCART_TEST_DATA_DIR) + "/kdnet/";
 
 // A decoded line split into its leading words and its key=value fields. Values written as
 // Python bytes literals (b'...') may contain blanks; "path=" takes the rest of the line.

@@ -16,7 +16,7 @@ using namespace kdcart::transport;
 
 namespace {
 
-const std::string kVectors = std::string(KDCART_SHARED_DIR) + "/vectors/kdnet/";
+const std::string kVectors = std::string(KDCART_TEST_DATA_DIR) + "/kdnet/";
 
 using Bytes = std::vector<uint8_t>;
 
