@@ -1,0 +1,500 @@
+// PDB reading through LLVM's native reader (llvm/DebugInfo/PDB/Native). Every LLVM error is
+// consumed here and turned into a kdcart Error.
+#include "engine/Pdb.h"
+#include "engine/PdbLlvm.h"
+
+#include <llvm/DebugInfo/CodeView/SymbolDeserializer.h>
+#include <llvm/DebugInfo/CodeView/SymbolRecord.h>
+#include <llvm/DebugInfo/MSF/MappedBlockStream.h>
+#include <llvm/DebugInfo/PDB/Native/DbiModuleDescriptor.h>
+#include <llvm/DebugInfo/PDB/Native/DbiModuleList.h>
+#include <llvm/DebugInfo/PDB/Native/DbiStream.h>
+#include <llvm/DebugInfo/PDB/Native/InfoStream.h>
+#include <llvm/DebugInfo/PDB/Native/ModuleDebugStream.h>
+#include <llvm/DebugInfo/PDB/Native/PDBFile.h>
+#include <llvm/DebugInfo/PDB/Native/RawConstants.h>
+#include <llvm/DebugInfo/PDB/Native/SymbolStream.h>
+#include <llvm/Demangle/Demangle.h>
+#include <llvm/Object/COFF.h>
+#include <llvm/Support/Allocator.h>
+#include <llvm/Support/BinaryByteStream.h>
+#include <llvm/Support/Error.h>
+#include <llvm/Support/MemoryBuffer.h>
+
+#include <algorithm>
+#include <cstring>
+#include <unordered_set>
+
+namespace kdcart::engine {
+
+using namespace llvm::codeview;
+using llvm::consumeError;
+using namespace llvm::pdb;
+
+std::string llvm_error_text(llvm::Error e) {
+    std::string text;
+    llvm::handleAllErrors(std::move(e), [&](const llvm::ErrorInfoBase& info) {
+        if (!text.empty()) {
+            text += "; ";
+        }
+        text += info.message();
+    });
+    return text.empty() ? "unknown error" : text;
+}
+
+struct PdbFile::Impl {
+    llvm::BumpPtrAllocator allocator;
+    std::unique_ptr<PDBFile> file;
+    std::string path;
+    std::array<uint8_t, 16> guid{};
+    uint32_t age = 0;
+    uint32_t dbi_age = 0;
+    uint16_t machine = 0;
+    bool has_dbi = false;
+    bool private_symbols = false;
+    std::unique_ptr<PdbTypes> types;
+    std::string types_error;
+};
+
+PdbFile::PdbFile(std::unique_ptr<Impl> impl) : m(std::move(impl)) {}
+PdbFile::~PdbFile() = default;
+
+namespace {
+
+Result<std::unique_ptr<PdbFile::Impl>> open_stream(std::unique_ptr<llvm::MemoryBuffer> buffer,
+                                                   const std::string& path) {
+    auto impl = std::make_unique<PdbFile::Impl>();
+    impl->path = path;
+    auto stream =
+        std::make_unique<llvm::MemoryBufferByteStream>(std::move(buffer), llvm::support::little);
+    impl->file = std::make_unique<PDBFile>(path, std::move(stream), impl->allocator);
+    if (auto e = impl->file->parseFileHeaders()) {
+        return make_error(Errc::Malformed,
+                          path + ": not a PDB (" + llvm_error_text(std::move(e)) + ")");
+    }
+    if (auto e = impl->file->parseStreamData()) {
+        return make_error(Errc::Malformed, path + ": broken stream directory (" +
+                                               llvm_error_text(std::move(e)) + ")");
+    }
+    if (!impl->file->hasPDBInfoStream()) {
+        return make_error(Errc::Malformed, path + ": no PDB info stream");
+    }
+    auto info = impl->file->getPDBInfoStream();
+    if (!info) {
+        return make_error(Errc::Malformed,
+                          path + ": bad info stream (" + llvm_error_text(info.takeError()) + ")");
+    }
+    const GUID g = info->getGuid();
+    std::memcpy(impl->guid.data(), g.Guid, 16);
+    impl->age = info->getAge();
+    impl->dbi_age = impl->age;
+    if (impl->file->hasPDBDbiStream()) {
+        auto dbi = impl->file->getPDBDbiStream();
+        if (!dbi) {
+            return make_error(Errc::Malformed,
+                              path + ": bad DBI stream (" + llvm_error_text(dbi.takeError()) + ")");
+        }
+        impl->has_dbi = true;
+        impl->dbi_age = dbi->getAge();
+        impl->machine = static_cast<uint16_t>(dbi->getMachineType());
+    }
+    return impl;
+}
+
+bool scope_opens(SymbolKind k) {
+    switch (k) {
+    case S_GPROC32:
+    case S_LPROC32:
+    case S_GPROC32_ID:
+    case S_LPROC32_ID:
+    case S_LPROC32_DPC:
+    case S_LPROC32_DPC_ID:
+    case S_BLOCK32:
+    case S_THUNK32:
+    case S_WITH32:
+    case S_SEPCODE:
+    case S_INLINESITE:
+    case S_INLINESITE2:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool scope_closes(SymbolKind k) {
+    return k == S_END || k == S_PROC_ID_END || k == S_INLINESITE_END;
+}
+
+bool is_proc(SymbolKind k) {
+    return k == S_GPROC32 || k == S_LPROC32 || k == S_GPROC32_ID || k == S_LPROC32_ID ||
+           k == S_LPROC32_DPC || k == S_LPROC32_DPC_ID;
+}
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+    for (size_t pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) {
+        s.replace(pos, from.size(), to);
+    }
+}
+
+// LLVM's demangler spells templates as "A<class B, struct C>>"; dbghelp, whose names WinDbg
+// shows, writes "A<B,C> >" and "`scalar deleting destructor'".
+std::string msvc_spelling(std::string s) {
+    replace_all(s, "`scalar deleting dtor'", "`scalar deleting destructor'");
+    replace_all(s, "`vector deleting dtor'", "`vector deleting destructor'");
+    for (std::string_view kw : {"class ", "struct ", "union ", "enum "}) {
+        for (size_t pos = s.find(kw); pos != std::string::npos; pos = s.find(kw, pos)) {
+            const char before = pos == 0 ? '<' : s[pos - 1];
+            if (before == '<' || before == ',' || before == ' ' || before == '(') {
+                s.erase(pos, kw.size());
+            } else {
+                pos += kw.size();
+            }
+        }
+    }
+    replace_all(s, ", ", ",");
+    for (size_t pos = s.find(">>"); pos != std::string::npos; pos = s.find(">>", pos)) {
+        s.insert(pos + 1, " ");
+    }
+    return s;
+}
+
+bool all_digits(std::string_view s) {
+    return !s.empty() &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+} // namespace
+
+Result<std::unique_ptr<PdbFile>> PdbFile::open(const std::string& path) {
+    auto buffer =
+        llvm::MemoryBuffer::getFile(path, /*IsText=*/false, /*RequiresNullTerminator=*/false);
+    if (!buffer) {
+        return make_error(Errc::NotFound, path + ": " + buffer.getError().message());
+    }
+    auto impl = open_stream(std::move(*buffer), path);
+    if (!impl) {
+        return tl::unexpected(impl.error());
+    }
+    return std::unique_ptr<PdbFile>(new PdbFile(std::move(*impl)));
+}
+
+Result<std::unique_ptr<PdbFile>> PdbFile::open_bytes(std::vector<uint8_t> bytes, std::string name) {
+    auto buffer = llvm::MemoryBuffer::getMemBufferCopy(
+        llvm::StringRef(reinterpret_cast<const char*>(bytes.data()), bytes.size()), name);
+    auto impl = open_stream(std::move(buffer), name);
+    if (!impl) {
+        return tl::unexpected(impl.error());
+    }
+    return std::unique_ptr<PdbFile>(new PdbFile(std::move(*impl)));
+}
+
+const std::string& PdbFile::path() const {
+    return m->path;
+}
+std::array<uint8_t, 16> PdbFile::guid() const {
+    return m->guid;
+}
+uint32_t PdbFile::age() const {
+    return m->age;
+}
+uint32_t PdbFile::dbi_age() const {
+    return m->dbi_age;
+}
+uint16_t PdbFile::machine() const {
+    return m->machine;
+}
+bool PdbFile::has_private_symbols() const {
+    return m->private_symbols;
+}
+
+bool PdbFile::matches(const CodeViewRecord& cv) const {
+    return cv.guid == m->guid && (cv.age == m->dbi_age || cv.age == m->age);
+}
+
+std::string PdbFile::mismatch_reason(const CodeViewRecord& cv) const {
+    CodeViewRecord mine;
+    mine.guid = m->guid;
+    mine.age = m->dbi_age;
+    return "the PDB has GUID " + mine.guid_string() + " age " + std::to_string(mine.age) +
+           ", the image wants " + cv.guid_string() + " age " + std::to_string(cv.age);
+}
+
+Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection>& fallback) {
+    PDBFile& file = *m->file;
+    std::vector<uint32_t> section_rva;
+    if (m->has_dbi) {
+        auto dbi = file.getPDBDbiStream();
+        if (!dbi) {
+            return make_error(Errc::Malformed, llvm_error_text(dbi.takeError()));
+        }
+        for (const llvm::object::coff_section& s : dbi->getSectionHeaders()) {
+            section_rva.push_back(s.VirtualAddress);
+        }
+    }
+    if (section_rva.empty()) {
+        for (const auto& s : fallback) {
+            section_rva.push_back(s.virtual_address);
+        }
+    }
+    auto to_rva = [&](uint16_t segment, uint32_t offset) -> std::optional<uint32_t> {
+        if (segment == 0 || segment > section_rva.size()) {
+            return std::nullopt;
+        }
+        return section_rva[segment - 1] + offset;
+    };
+
+    std::vector<PdbSymbol> out;
+    bool any_private = false;
+    // (rva, raw name) of every public: on x86, assembler procedures carry decorated names in
+    // their private records too ("__SEH_prolog4"); WinDbg shows them undecorated.
+    std::vector<std::pair<uint32_t, std::string>> raw_publics;
+
+    // Functions (with sizes) and file-scope data from every module's symbol stream.
+    if (m->has_dbi) {
+        auto dbi = file.getPDBDbiStream();
+        const DbiModuleList& modules = dbi->modules();
+        const uint32_t count = modules.getModuleCount();
+        for (uint32_t i = 0; i < count; ++i) {
+            const DbiModuleDescriptor desc = modules.getModuleDescriptor(i);
+            const uint16_t sn = desc.getModuleStreamIndex();
+            if (sn == kInvalidStreamIndex || sn >= file.getNumStreams()) {
+                continue;
+            }
+            auto stream = file.safelyCreateIndexedStream(sn);
+            if (!stream) {
+                consumeError(stream.takeError());
+                continue;
+            }
+            ModuleDebugStreamRef mod(desc, std::move(*stream));
+            if (auto e = mod.reload()) {
+                consumeError(std::move(e));
+                continue;
+            }
+            bool had_error = false;
+            int depth = 0;
+            for (const CVSymbol& sym : mod.symbols(&had_error)) {
+                const SymbolKind k = sym.kind();
+                if (depth == 0 && is_proc(k)) {
+                    auto p = SymbolDeserializer::deserializeAs<ProcSym>(sym);
+                    if (!p) {
+                        consumeError(p.takeError());
+                    } else if (auto rva = to_rva(p->Segment, p->CodeOffset)) {
+                        PdbSymbol s;
+                        s.name = p->Name.str();
+                        s.rva = *rva;
+                        s.size = p->CodeSize;
+                        s.type_index = p->FunctionType.getIndex();
+                        s.kind = PdbSymbol::Kind::Function;
+                        s.is_private = true;
+                        out.push_back(std::move(s));
+                        any_private = true;
+                    }
+                } else if (depth == 0 && k == S_THUNK32) {
+                    auto t = SymbolDeserializer::deserializeAs<Thunk32Sym>(sym);
+                    if (!t) {
+                        consumeError(t.takeError());
+                    } else if (auto rva = to_rva(t->Segment, t->Offset); rva && !t->Name.empty()) {
+                        PdbSymbol s;
+                        s.name = t->Name.str();
+                        s.rva = *rva;
+                        s.size = t->Length;
+                        s.kind = PdbSymbol::Kind::Function;
+                        s.is_private = true;
+                        out.push_back(std::move(s));
+                    }
+                } else if (depth == 0 && (k == S_GDATA32 || k == S_LDATA32)) {
+                    auto d = SymbolDeserializer::deserializeAs<DataSym>(sym);
+                    if (!d) {
+                        consumeError(d.takeError());
+                    } else if (auto rva = to_rva(d->Segment, d->DataOffset);
+                               rva && !d->Name.empty()) {
+                        PdbSymbol s;
+                        s.name = d->Name.str();
+                        s.rva = *rva;
+                        s.type_index = d->Type.getIndex();
+                        s.kind = PdbSymbol::Kind::Data;
+                        s.is_private = true;
+                        out.push_back(std::move(s));
+                        any_private = true;
+                    }
+                }
+                if (scope_opens(k)) {
+                    ++depth;
+                } else if (scope_closes(k) && depth > 0) {
+                    --depth;
+                }
+            }
+        }
+    }
+
+    // Globals and publics from the symbol record stream.
+    if (file.hasPDBSymbolStream()) {
+        auto records = file.getPDBSymbolStream();
+        if (!records) {
+            consumeError(records.takeError());
+        } else {
+            bool had_error = false;
+            for (const CVSymbol& sym : records->getSymbols(&had_error)) {
+                const SymbolKind k = sym.kind();
+                if (k == S_PUB32) {
+                    auto p = SymbolDeserializer::deserializeAs<PublicSym32>(sym);
+                    if (!p) {
+                        consumeError(p.takeError());
+                        continue;
+                    }
+                    auto rva = to_rva(p->Segment, p->Offset);
+                    if (!rva || p->Name.empty()) {
+                        continue;
+                    }
+                    if (m->machine == k_machine_i386) {
+                        raw_publics.emplace_back(*rva, p->Name.str());
+                    }
+                    PdbSymbol s;
+                    s.name = undecorate_symbol(p->Name, m->machine);
+                    s.rva = *rva;
+                    const bool code =
+                        (p->Flags & (PublicSymFlags::Code | PublicSymFlags::Function)) !=
+                        PublicSymFlags::None;
+                    s.kind = code ? PdbSymbol::Kind::PublicFunction : PdbSymbol::Kind::Public;
+                    out.push_back(std::move(s));
+                } else if (k == S_GDATA32 || k == S_LDATA32) {
+                    auto d = SymbolDeserializer::deserializeAs<DataSym>(sym);
+                    if (!d) {
+                        consumeError(d.takeError());
+                        continue;
+                    }
+                    auto rva = to_rva(d->Segment, d->DataOffset);
+                    if (!rva || d->Name.empty()) {
+                        continue;
+                    }
+                    PdbSymbol s;
+                    s.name = d->Name.str();
+                    s.rva = *rva;
+                    s.type_index = d->Type.getIndex();
+                    s.kind = PdbSymbol::Kind::Data;
+                    s.is_private = true;
+                    out.push_back(std::move(s));
+                    any_private = true;
+                }
+            }
+        }
+    }
+
+    if (!raw_publics.empty()) {
+        std::sort(raw_publics.begin(), raw_publics.end());
+        for (auto& s : out) {
+            if (s.kind == PdbSymbol::Kind::Function &&
+                std::binary_search(raw_publics.begin(), raw_publics.end(),
+                                   std::make_pair(s.rva, s.name))) {
+                s.name = undecorate_symbol(s.name, m->machine);
+            }
+        }
+    }
+
+    // One record per (address, name): the module streams and the global stream repeat data
+    // records, and a public usually repeats a function under the same undecorated name.
+    std::stable_sort(out.begin(), out.end(), [](const PdbSymbol& a, const PdbSymbol& b) {
+        if (a.rva != b.rva) {
+            return a.rva < b.rva;
+        }
+        return static_cast<int>(a.kind) < static_cast<int>(b.kind); // functions, data first
+    });
+    std::vector<PdbSymbol> unique;
+    unique.reserve(out.size());
+    for (size_t i = 0; i < out.size();) {
+        size_t j = i;
+        while (j < out.size() && out[j].rva == out[i].rva) {
+            ++j;
+        }
+        const size_t group = unique.size();
+        for (size_t k = i; k < j; ++k) {
+            const bool dup = std::any_of(unique.begin() + static_cast<long>(group), unique.end(),
+                                         [&](const PdbSymbol& u) { return u.name == out[k].name; });
+            if (!dup) {
+                unique.push_back(std::move(out[k]));
+            }
+        }
+        i = j;
+    }
+    m->private_symbols = any_private;
+    return unique;
+}
+
+Result<const PdbTypes*> PdbFile::types() {
+    if (!m->types) {
+        if (!m->types_error.empty()) {
+            return make_error(Errc::Malformed, m->types_error);
+        }
+        auto t = make_llvm_pdb_types(*m->file);
+        if (!t) {
+            m->types_error = t.error().message;
+            return tl::unexpected(t.error());
+        }
+        m->types = std::move(*t);
+    }
+    return m->types.get();
+}
+
+std::string strip_parameters(std::string_view name) {
+    std::string s(name);
+    // Trailing qualifiers of a member function: " const", " volatile", " __ptr64", "&", "&&".
+    for (bool again = true; again;) {
+        again = false;
+        for (std::string_view q : {" const", " volatile", " __ptr64", " &&", " &", "&&", "&"}) {
+            if (s.size() > q.size() && s.compare(s.size() - q.size(), q.size(), q) == 0 &&
+                s.find(')') != std::string::npos) {
+                s.resize(s.size() - q.size());
+                again = true;
+            }
+        }
+    }
+    if (s.empty() || s.back() != ')') {
+        return std::string(name);
+    }
+    int depth = 0;
+    for (size_t i = s.size(); i-- > 0;) {
+        if (s[i] == ')') {
+            ++depth;
+        } else if (s[i] == '(') {
+            if (--depth == 0) {
+                if (i == 0) {
+                    return std::string(name);
+                }
+                return s.substr(0, i);
+            }
+        }
+    }
+    return std::string(name);
+}
+
+std::string undecorate_symbol(std::string_view name, uint16_t machine) {
+    if (!name.empty() && name[0] == '?') {
+        const std::string mangled(name);
+        int status = 0;
+        const auto flags = static_cast<llvm::MSDemangleFlags>(
+            llvm::MSDF_NoAccessSpecifier | llvm::MSDF_NoCallingConvention |
+            llvm::MSDF_NoReturnType | llvm::MSDF_NoMemberType | llvm::MSDF_NoVariableType);
+        char* d =
+            llvm::microsoftDemangle(mangled.c_str(), nullptr, nullptr, nullptr, &status, flags);
+        if (d && status == llvm::demangle_success) {
+            std::string out = msvc_spelling(strip_parameters(d));
+            std::free(d);
+            return out;
+        }
+        std::free(d);
+        return mangled;
+    }
+    if (machine == k_machine_i386 && name.size() > 1) {
+        if (name[0] == '_' || name[0] == '@') {
+            std::string_view rest = name.substr(1);
+            const size_t at = rest.rfind('@');
+            if (at != std::string_view::npos && at > 0 && all_digits(rest.substr(at + 1))) {
+                rest = rest.substr(0, at);
+            }
+            return std::string(rest);
+        }
+    }
+    return std::string(name);
+}
+
+} // namespace kdcart::engine

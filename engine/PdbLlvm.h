@@ -1,0 +1,22 @@
+#pragma once
+// Shared by the files that talk to LLVM's PDB reader (Pdb.cpp, PdbTypesLlvm.cpp); not for the
+// rest of the engine.
+#include "engine/PdbTypes.h"
+
+#include <memory>
+
+namespace llvm {
+class Error;
+namespace pdb {
+class PDBFile;
+}
+} // namespace llvm
+
+namespace kdcart::engine {
+
+// The text of an LLVM error (consumed).
+std::string llvm_error_text(llvm::Error e);
+// The TPI stream of `file` as PdbTypes (records indexed once; conversion on demand).
+[[nodiscard]] Result<std::unique_ptr<PdbTypes>> make_llvm_pdb_types(llvm::pdb::PDBFile& file);
+
+} // namespace kdcart::engine
