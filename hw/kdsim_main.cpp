@@ -18,11 +18,16 @@
 //   --mute-after-bytes N, --mute-ms M  after N bytes sent, the link is dead for M ms (once)
 //   --bugcheck-after SECONDS CODE      kdtest.sys calls KeBugCheckEx(CODE, ...) on CPU 0 after
 //                                      SECONDS of guest time (once; continuing it reboots)
+//   --corrupt-rate P, --drop-rate P    a bad cable: each byte (KDCOM) or datagram (KDNET) is
+//   --stall-ms N --stall-rate P        corrupted (one bit flipped) / lost / delayed N ms with
+//   --seed S                           probability P, both ways; S makes a run repeatable
 // The last four also come from $KDSIM_PHYS_SNAPSHOT, $KDSIM_MUTE_AFTER_BYTES, $KDSIM_MUTE_MS
-// and $KDSIM_BUGCHECK_AFTER ("SECONDS CODE") when not on the command line.
+// and $KDSIM_BUGCHECK_AFTER ("SECONDS CODE") when not on the command line; the fault options
+// from $KDSIM_CORRUPT_RATE, $KDSIM_DROP_RATE, $KDSIM_STALL_MS, $KDSIM_STALL_RATE, $KDSIM_SEED.
 #include "hw/KdTarget.h"
 #include "hw/SimMachine.h"
 #include "transport/ByteStream.h"
+#include "transport/FaultInjection.h"
 #include "transport/KdnetLink.h"
 #include "transport/PacketLink.h"
 
@@ -189,6 +194,28 @@ int main(int argc, char** argv) {
                    "SECONDS of guest time (once per run; continuing the stop reboots)")
         ->expected(2)
         ->type_name("SECONDS CODE");
+    transport::FaultConfig faults;
+    unsigned stall_ms = 0;
+    app.add_option("--corrupt-rate", faults.corrupt_rate,
+                   "flip one bit of each byte (KDCOM) or datagram (KDNET) with this probability, "
+                   "both ways")
+        ->envname("KDSIM_CORRUPT_RATE")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--drop-rate", faults.drop_rate,
+                   "lose each byte (KDCOM) or datagram (KDNET) with this probability, both ways")
+        ->envname("KDSIM_DROP_RATE")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--stall-ms", stall_ms, "how long a stall (--stall-rate) holds the line")
+        ->envname("KDSIM_STALL_MS")
+        ->check(CLI::Range(0u, 600000u));
+    app.add_option("--stall-rate", faults.stall_rate,
+                   "stall the line before a byte (KDCOM) or datagram (KDNET) with this "
+                   "probability, both ways")
+        ->envname("KDSIM_STALL_RATE")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--seed", faults.seed, "seed of the fault injection (repeatable runs)")
+        ->envname("KDSIM_SEED")
+        ->capture_default_str();
     app.add_flag("-v,--verbose", verbose, "debug logging on stderr");
     CLI11_PARSE(app, argc, argv);
 
@@ -243,6 +270,20 @@ int main(int argc, char** argv) {
     spdlog::info("machine up: {} cpu(s), kernel at {:#x}, images from {}", cpus,
                  (*machine)->kernel_base(), config.image_dir.string());
 
+    faults.stall = std::chrono::milliseconds(stall_ms);
+    auto fault_report = std::make_shared<transport::FaultReport>();
+    if (faults.active()) {
+        spdlog::info("kdsim: fault injection on the link: {}", faults.describe());
+    }
+    // KDCOM: every byte each way passes the dice (outside the UART pacing).
+    auto kdcom_link = [&](std::unique_ptr<transport::ByteStream> stream) {
+        stream = transport::make_paced_stream(std::move(stream), baud);
+        if (faults.active()) {
+            stream = transport::make_faulty_stream(std::move(stream), faults, fault_report);
+        }
+        return transport::make_kdcom_link(std::move(stream));
+    };
+
     hw::KdTargetOptions target_options;
     target_options.phys_snapshot = phys_snapshot;
     target_options.mute_after_bytes = mute_after_bytes;
@@ -270,8 +311,7 @@ int main(int argc, char** argv) {
         }
         std::printf("pty: %s\n", pair->slave_path.c_str());
         std::fflush(stdout);
-        target.attach(transport::make_kdcom_link(
-            transport::make_paced_stream(std::move(pair->master), baud)));
+        target.attach(kdcom_link(std::move(pair->master)));
     } else if (!kdnet_host.empty()) {
         auto colon = kdnet_host.rfind(':');
         transport::KdnetTargetConfig kc;
@@ -287,6 +327,8 @@ int main(int argc, char** argv) {
         }
         kc.key = kdnet_key;
         kc.version = static_cast<uint8_t>(kdnet_version);
+        kc.faults = faults;
+        kc.fault_report = fault_report;
         auto link = transport::make_kdnet_target_link(kc);
         if (!link) {
             spdlog::error("cannot start KDNET: {}", link.error().message);
@@ -311,8 +353,7 @@ int main(int argc, char** argv) {
             auto stream = listener->accept(transport::Millis(0));
             if (stream) {
                 spdlog::info("host connected: {}", (*stream)->describe());
-                target.attach(transport::make_kdcom_link(
-                    transport::make_paced_stream(std::move(*stream), baud)));
+                target.attach(kdcom_link(std::move(*stream)));
             }
         }
         hw::StepStatus status = target.step();
@@ -328,5 +369,8 @@ int main(int argc, char** argv) {
     spdlog::info("exiting: {} packets out, {} in, {} state changes, {} prints sent, {} dropped",
                  s.packets_sent, s.packets_received, s.state_changes, s.prints_sent,
                  s.prints_dropped);
+    if (faults.active()) {
+        spdlog::info("kdsim: faults injected: {}", fault_report->summary());
+    }
     return 0;
 }

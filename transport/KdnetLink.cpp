@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <thread>
 
 namespace kdcart::transport {
 
@@ -145,6 +146,10 @@ struct KdnetLink::Impl {
     static constexpr auto kSpinFor = std::chrono::microseconds(200);
     Clock::time_point last_activity{};
     std::vector<std::string> notices;
+    // Fault injection (target role, kdsim): per datagram, each way.
+    std::optional<FaultDice> fault_out;
+    std::optional<FaultDice> fault_in;
+    std::shared_ptr<FaultReport> fault_report;
 
     // host role
     bool have_session = false;
@@ -174,7 +179,40 @@ struct KdnetLink::Impl {
 
     // ---- sending ----
 
-    Result<void> send_raw(std::span<const uint8_t> wire, const udp::endpoint& to) {
+    void publish_faults() {
+        if (fault_report) {
+            fault_report->out = fault_out ? fault_out->counters() : FaultCounters{};
+            fault_report->in = fault_in ? fault_in->counters() : FaultCounters{};
+        }
+    }
+
+    // The injected fate of a datagram about to go out or just in: false = lost.
+    bool survives(std::optional<FaultDice>& dice, std::span<uint8_t> datagram) {
+        if (!dice) {
+            return true;
+        }
+        const auto v = dice->judge();
+        if (v.stall) {
+            std::this_thread::sleep_for(dice->config().stall);
+        }
+        if (!v.drop && v.flip != 0 && !datagram.empty()) {
+            datagram[dice->below(datagram.size())] ^= v.flip;
+        }
+        publish_faults();
+        return !v.drop;
+    }
+
+    Result<void> send_raw(std::span<const uint8_t> wire_in, const udp::endpoint& to) {
+        std::vector<uint8_t> faulty;
+        std::span<const uint8_t> wire = wire_in;
+        if (fault_out) {
+            faulty.assign(wire_in.begin(), wire_in.end());
+            if (!survives(fault_out, faulty)) {
+                stats.bytes_out += faulty.size(); // sent, and lost on the way
+                return {};
+            }
+            wire = faulty;
+        }
         for (int attempt = 0;; ++attempt) {
             asio::error_code ec;
             const size_t n = socket.send_to(asio::buffer(wire.data(), wire.size()), to, 0, ec);
@@ -611,6 +649,9 @@ struct KdnetLink::Impl {
                     return make_error(Errc::Io, "kdnet: receive: " + ec.message());
                 }
                 last_activity = now;
+                if (!survives(fault_in, std::span<uint8_t>(rx.data(), n))) {
+                    continue;
+                }
                 if (auto ev = handle_datagram(std::span<const uint8_t>(rx.data(), n), from, now)) {
                     return std::move(*ev);
                 }
@@ -725,6 +766,11 @@ Result<std::unique_ptr<KdnetLink>> KdnetLink::create_target(const KdnetTargetCon
     OPENSSL_cleanse(key->data(), key->size());
     impl->version = config.version;
     impl->peer = udp::endpoint(host_addr, config.port);
+    if (config.faults.active()) {
+        impl->fault_out.emplace(config.faults, 1);
+        impl->fault_in.emplace(config.faults, 2);
+        impl->fault_report = config.fault_report;
+    }
 
     const udp::endpoint local(asio::ip::address_v4::any(), config.local_port.value_or(0));
     impl->socket.open(udp::v4(), ec);

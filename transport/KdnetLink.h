@@ -15,6 +15,7 @@
 //
 // Dropped (and counted in LinkStats::dropped): short or non-MDBG datagrams, bad tags
 // (auth_failures), replays or reflections (replays), data from anyone but the peer.
+#include "transport/FaultInjection.h"
 #include "transport/PacketLink.h"
 
 #include <cstdint>
@@ -42,6 +43,9 @@ struct KdnetTargetConfig {
     uint8_t version = 5; // protocol byte: 2 (Win8), 4 (Win10 boot debugger), 5 (Win10 19041)
     std::optional<uint16_t> local_port; // unset: an ephemeral port
     Millis offer_interval{3000};
+    // kdsim's fault injection, per datagram each way (FaultInjection.h); off by default.
+    FaultConfig faults;
+    std::shared_ptr<FaultReport> fault_report;
 };
 
 class KdnetLink final : public PacketLink {
