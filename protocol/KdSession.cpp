@@ -1,6 +1,9 @@
 #include "protocol/KdSession.h"
 
 #include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
 #include <spdlog/spdlog.h>
 
 namespace kdcart::protocol {
@@ -133,7 +136,10 @@ Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
     } done{this};
 
     int resets_left = 3;
-    for (int attempt = 0; attempt <= m_opt.send_retries; ++attempt) {
+    // Same patience as ack_timeout x (send_retries + 1), but a quiet line gets our packet again
+    // sooner than a full ack_timeout.
+    const auto give_up = Clock::now() + m_opt.ack_timeout * (m_opt.send_retries + 1);
+    for (int attempt = 0;; ++attempt) {
         pkt.id = m_next_host_id;
         m_outstanding = pkt;
         m_ack_seen = false;
@@ -148,14 +154,22 @@ Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
             advance_host_id();
             return {};
         }
-        const auto deadline = Clock::now() + m_opt.ack_timeout;
+        const auto deadline = std::min(give_up, Clock::now() + m_opt.ack_timeout);
+        auto quiet_since = Clock::now();
+        uint64_t seen = m_link->stats().bytes_in;
         while (!m_ack_seen && !m_reset_seen) {
-            auto r = pump(remaining(deadline));
-            if (!r) {
-                if (r.error().code == Errc::Timeout) {
-                    break;
-                }
+            const auto quiet_end = quiet_since + m_opt.idle_nudge;
+            auto r = pump(remaining(std::min(deadline, quiet_end)));
+            if (!r && r.error().code != Errc::Timeout) {
                 return r;
+            }
+            const auto now = Clock::now();
+            if (const uint64_t in = m_link->stats().bytes_in; in != seen) {
+                seen = in;
+                quiet_since = now;
+            }
+            if (now >= deadline || now - quiet_since >= m_opt.idle_nudge) {
+                break;
             }
         }
         if (m_ack_seen) {
@@ -166,14 +180,43 @@ Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
             return {};
         }
         if (m_reset_seen && resets_left-- > 0) {
-            --attempt; // the target reset: send again with the fresh id
+            continue; // the target reset: send again with the fresh id
+        }
+        if (Clock::now() >= give_up) {
+            break;
         }
     }
+    ++m_counters.timeouts;
     return make_error(Errc::Timeout, "the target did not acknowledge our packet");
 }
 
+Result<void> KdSession::ask_resend() {
+    ++m_counters.resends_sent;
+    return send_control(PACKET_TYPE_KD_RESEND, 0);
+}
+
+uint64_t KdSession::error_events() const {
+    const auto& c = m_counters;
+    const auto l = m_link->stats();
+    return c.resends_sent + c.resends_received + c.retransmits + c.duplicates + c.implausible +
+           c.timeouts + l.bad_packets + l.dropped + l.garbage_bytes / 16;
+}
+
 Result<void> KdSession::pump(Millis timeout) {
+    // A packet we could not trust is asked for again while the line stays quiet.
+    bool woke_early = false;
+    if (m_suspect) {
+        const auto due = m_suspect->since + m_opt.idle_nudge;
+        const auto left = remaining(due);
+        if (left < timeout) {
+            timeout = left;
+            woke_early = true;
+        }
+    }
     auto ev = m_link->receive(timeout);
+    if (m_suspect && Clock::now() >= m_suspect->since + m_opt.idle_nudge) {
+        tend_suspect();
+    }
     for (auto& notice : m_link->take_notices()) {
         if (m_delegate) {
             m_delegate->on_link_notice(notice);
@@ -188,6 +231,9 @@ Result<void> KdSession::pump(Millis timeout) {
         }
     }
     if (!ev) {
+        if (woke_early && ev.error().code == Errc::Timeout) {
+            return {}; // woke for the suspect packet, not because the caller's time is up
+        }
         return tl::unexpected(ev.error());
     }
     switch (ev->kind) {
@@ -231,10 +277,18 @@ Result<void> KdSession::pump(Millis timeout) {
                 m_awaiting_reset_reply = false;
                 return {};
             }
-            // The target reset on its own (reboot, resync): answer and say so.
+            // The target reset on its own (reboot, resync): answer and say so. Types are outside
+            // the checksum: a RESET carrying one of our data ids may be a damaged ACK (4 -> 6),
+            // so only one with the SYNC bit (a freshly started target's) means a new target.
             if (m_delegate) {
                 m_delegate->on_link_notice("the target reset the link (RESET)");
-                m_delegate->on_target_reset();
+                const uint32_t base = p.id & ~SYNC_PACKET_ID;
+                const bool ack_like = m_link->id_scheme() == IdScheme::Kdcom &&
+                                      (p.id & SYNC_PACKET_ID) == 0 &&
+                                      (base == INITIAL_PACKET_ID || base == (INITIAL_PACKET_ID | 1));
+                if (!ack_like) {
+                    m_delegate->on_target_reset();
+                }
             }
             ++m_counters.resets;
             return send_control(PACKET_TYPE_KD_RESET, initial_host_id());
@@ -276,13 +330,166 @@ void KdSession::handle_data_packet(const KdPacket& p) {
         }
         return;
     }
-    if (p.type >= PACKET_TYPE_MAX || p.type == PACKET_TYPE_UNUSED ||
-        p.type == PACKET_TYPE_KD_STATE_CHANGE32) {
-        // Not something a 64-bit target sends: a corrupted header. Ask again.
-        ++m_counters.resends_sent;
-        (void)send_control(PACKET_TYPE_KD_RESEND, 0);
+    if (auto why = implausible(p); !why.empty()) {
+        suspect(p, std::move(why));
         return;
     }
+    m_suspect.reset(); // a good packet: whatever we doubted was a damaged copy of something
+    accept_packet(p);
+}
+
+std::string KdSession::implausible(const KdPacket& p) const {
+    auto hex = [](uint64_t v) {
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
+        return std::string(buf);
+    };
+    if (m_link->id_scheme() == IdScheme::Kdcom) {
+        const uint32_t base = p.id & ~SYNC_PACKET_ID;
+        if (base != INITIAL_PACKET_ID && base != (INITIAL_PACKET_ID | 1)) {
+            return "packet id " + hex(p.id) + " is not a KDCOM id";
+        }
+    }
+    const size_t n = p.payload.size();
+    switch (p.type) {
+    case PACKET_TYPE_KD_STATE_CHANGE64: {
+        if (n < sizeof(DBGKD_ANY_WAIT_STATE_CHANGE)) {
+            return "truncated state change (" + std::to_string(n) + " of " +
+                   std::to_string(sizeof(DBGKD_ANY_WAIT_STATE_CHANGE)) + " bytes)";
+        }
+        const auto sc = *kd_decode<DBGKD_ANY_WAIT_STATE_CHANGE>(p.payload);
+        if (sc.NewState < DbgKdExceptionStateChange || sc.NewState >= DbgKdMaximumStateChange) {
+            return "state change with unknown NewState " + hex(sc.NewState);
+        }
+        if (sc.NumberProcessors == 0 || sc.NumberProcessors > 4096 ||
+            sc.Processor >= sc.NumberProcessors) {
+            return "state change from processor " + std::to_string(sc.Processor) + " of " +
+                   std::to_string(sc.NumberProcessors);
+        }
+        if (sc.NewState == DbgKdExceptionStateChange &&
+            sc.u.Exception.ExceptionRecord.NumberParameters > 15) {
+            return "exception record with " +
+                   std::to_string(sc.u.Exception.ExceptionRecord.NumberParameters) +
+                   " parameters";
+        }
+        return {};
+    }
+    case PACKET_TYPE_KD_STATE_MANIPULATE: {
+        auto m = kd_decode<DBGKD_MANIPULATE_STATE64>(p.payload);
+        if (!m) {
+            return "truncated manipulate reply (" + std::to_string(n) + " bytes)";
+        }
+        if (m->ApiNumber < DbgKdReadVirtualMemoryApi || m->ApiNumber >= DbgKdMaximumManipulate) {
+            return "manipulate reply with unknown ApiNumber " + hex(m->ApiNumber);
+        }
+        return {};
+    }
+    case PACKET_TYPE_KD_DEBUG_IO: {
+        auto io = kd_decode<DBGKD_DEBUG_IO>(p.payload);
+        if (!io) {
+            return "truncated DEBUG_IO (" + std::to_string(n) + " bytes)";
+        }
+        const size_t avail = n - sizeof(DBGKD_DEBUG_IO);
+        if (io->ApiNumber == DbgKdPrintStringApi) {
+            return io->u.PrintString.LengthOfString <= avail ? std::string()
+                                                             : "DbgPrint longer than its packet";
+        }
+        if (io->ApiNumber == DbgKdGetStringApi) {
+            return io->u.GetString.LengthOfPromptString <= avail
+                       ? std::string()
+                       : "DbgPrompt longer than its packet";
+        }
+        return "DEBUG_IO with unknown ApiNumber " + hex(io->ApiNumber);
+    }
+    case PACKET_TYPE_KD_FILE_IO: {
+        auto io = kd_decode<DBGKD_FILE_IO>(p.payload);
+        if (!io || io->ApiNumber < DbgKdCreateFileApi || io->ApiNumber > DbgKdCloseFileApi) {
+            return "FILE_IO that is short or has an unknown ApiNumber";
+        }
+        return {};
+    }
+    case PACKET_TYPE_KD_TRACE_IO: {
+        auto api = kd_decode<uint32_t>(p.payload);
+        return api && *api == DbgKdPrintTraceApi ? std::string() : "TRACE_IO with no trace";
+    }
+    case PACKET_TYPE_KD_CONTROL_REQUEST:
+        return {};
+    default:
+        // Not something a 64-bit target sends: a corrupted header.
+        return "packet type " + std::to_string(p.type);
+    }
+}
+
+void KdSession::suspect(const KdPacket& p, std::string why) {
+    ++m_counters.implausible;
+    if (m_suspect && m_suspect->packet.type == p.type && m_suspect->packet.id == p.id &&
+        m_suspect->packet.payload == p.payload) {
+        ++m_suspect->copies;
+    } else {
+        m_suspect = Suspect{p, std::move(why), 1, 0, {}};
+    }
+    m_suspect->since = Clock::now();
+    spdlog::debug("session: {} (copy {}), asking for RESEND", m_suspect->why, m_suspect->copies);
+    if (m_suspect->copies >= 3) {
+        accept_suspect(); // the target means it: the same bytes three times
+        return;
+    }
+    ++m_counters.resends_sent;
+    (void)send_control(PACKET_TYPE_KD_RESEND, 0);
+}
+
+void KdSession::tend_suspect() {
+    if (!m_suspect) {
+        return;
+    }
+    if (m_suspect->nudges >= 2) {
+        accept_suspect(); // the target does not send it again: take what we have
+        return;
+    }
+    ++m_suspect->nudges;
+    ++m_counters.nudges;
+    m_suspect->since = Clock::now();
+    (void)ask_resend();
+}
+
+void KdSession::accept_suspect() {
+    Suspect s = std::move(*m_suspect);
+    m_suspect.reset();
+    const KdPacket& p = s.packet;
+    if (p.type == PACKET_TYPE_KD_STATE_CHANGE64) {
+        if (m_link->id_scheme() != IdScheme::Kd1394) {
+            const uint32_t ack_id =
+                m_link->id_scheme() == IdScheme::Kdcom ? (p.id & ~SYNC_PACKET_ID) : p.id;
+            (void)send_control(PACKET_TYPE_KD_ACKNOWLEDGE, ack_id);
+        }
+        m_last_target_id = p.id;
+        m_last_target_type = p.type;
+        m_last_target_payload = p.payload;
+        m_last_type_payload_valid = true;
+        m_reset_since_last_packet = false;
+        deliver_state_change(p, s.why);
+        return;
+    }
+    // Anything else that does not hold together is of no use: take it off the target's hands
+    // (so that it stops sending it) and say so.
+    if (m_link->id_scheme() != IdScheme::Kd1394) {
+        const uint32_t ack_id =
+            m_link->id_scheme() == IdScheme::Kdcom ? (p.id & ~SYNC_PACKET_ID) : p.id;
+        (void)send_control(PACKET_TYPE_KD_ACKNOWLEDGE, ack_id);
+    }
+    m_last_target_id = p.id;
+    m_last_target_type = p.type;
+    m_last_target_payload = p.payload;
+    m_last_type_payload_valid = true;
+    if (m_delegate) {
+        m_delegate->on_link_notice("ignored a packet from the target that makes no sense (" +
+                                   s.why + ")");
+    }
+}
+
+void KdSession::accept_packet(const KdPacket& p) {
+    const IdScheme scheme = m_link->id_scheme();
+    const uint32_t ack_id = scheme == IdScheme::Kdcom ? (p.id & ~SYNC_PACKET_ID) : p.id;
     if (scheme != IdScheme::Kd1394) {
         (void)send_control(PACKET_TYPE_KD_ACKNOWLEDGE, ack_id);
     }
@@ -293,33 +500,9 @@ void KdSession::handle_data_packet(const KdPacket& p) {
     m_reset_since_last_packet = false;
 
     switch (p.type) {
-    case PACKET_TYPE_KD_STATE_CHANGE64: {
-        auto sc = kd_decode<DBGKD_ANY_WAIT_STATE_CHANGE>(p.payload);
-        if (!sc) {
-            if (m_delegate) {
-                m_delegate->on_link_notice("ignored a short state-change packet");
-            }
-            return;
-        }
-        if (m_current_stop && *m_current_stop == p.payload) {
-            return; // the same stop, sent again after a RESET
-        }
-        m_current_stop = p.payload;
-        if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0) {
-            // A freshly initialised target (boot, reboot): its receive id is unknown to us.
-            // Agree on ids with a RESET before our next request.
-            m_resync_needed = true;
-            if (m_delegate) {
-                m_delegate->on_target_reset();
-            }
-        }
-        StateChange change;
-        change.change = *sc;
-        change.extra.assign(p.payload.begin() + sizeof(DBGKD_ANY_WAIT_STATE_CHANGE),
-                            p.payload.end());
-        m_state_changes.push_back(std::move(change));
+    case PACKET_TYPE_KD_STATE_CHANGE64:
+        deliver_state_change(p, {});
         return;
-    }
     case PACKET_TYPE_KD_STATE_MANIPULATE: {
         auto hdr = kd_decode<DBGKD_MANIPULATE_STATE64>(p.payload);
         if (!hdr) {
@@ -350,6 +533,58 @@ void KdSession::handle_data_packet(const KdPacket& p) {
     default:
         return;
     }
+}
+
+void KdSession::deliver_state_change(const KdPacket& p, const std::string& malformed) {
+    const IdScheme scheme = m_link->id_scheme();
+    if (m_current_stop && *m_current_stop == p.payload) {
+        return; // the same stop, sent again after a RESET or a RESEND
+    }
+    StateChange change;
+    // What could be decoded: the bytes that came, zeros for the rest.
+    const size_t have = std::min(p.payload.size(), sizeof(DBGKD_ANY_WAIT_STATE_CHANGE));
+    std::memcpy(&change.change, p.payload.data(), have);
+    if (p.payload.size() > sizeof(DBGKD_ANY_WAIT_STATE_CHANGE)) {
+        change.extra.assign(p.payload.begin() + sizeof(DBGKD_ANY_WAIT_STATE_CHANGE),
+                            p.payload.end());
+    }
+    change.malformed = malformed;
+    if (!malformed.empty()) {
+        ++m_counters.malformed_stops;
+        auto& c = change.change;
+        if (c.NumberProcessors == 0 || c.NumberProcessors > 4096) {
+            c.NumberProcessors = 1;
+        }
+        if (c.Processor >= c.NumberProcessors) {
+            c.Processor = 0;
+        }
+        constexpr size_t kExceptionEnd = offsetof(DBGKD_ANY_WAIT_STATE_CHANGE, u.Exception) +
+                                         sizeof(DBGKM_EXCEPTION64);
+        if (c.NewState == DbgKdExceptionStateChange &&
+            (have < kExceptionEnd || c.u.Exception.ExceptionRecord.NumberParameters > 15)) {
+            c.NewState = 0; // no exception record to speak of: a stop of unknown kind
+        }
+        if (m_delegate) {
+            char pc[32];
+            std::snprintf(pc, sizeof pc, "%016llx",
+                          static_cast<unsigned long long>(c.ProgramCounter));
+            m_delegate->on_link_notice(
+                "The target sent a malformed state change (" + malformed +
+                "); it is reported as a stop with what could be decoded" +
+                (have >= offsetof(DBGKD_ANY_WAIT_STATE_CHANGE, u) ? std::string(" (pc ") + pc + ")"
+                                                                  : std::string()));
+        }
+    }
+    m_current_stop = p.payload;
+    if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0) {
+        // A freshly initialised target (boot, reboot): its receive id is unknown to us.
+        // Agree on ids with a RESET before our next request.
+        m_resync_needed = true;
+        if (m_delegate) {
+            m_delegate->on_target_reset();
+        }
+    }
+    m_state_changes.push_back(std::move(change));
 }
 
 void KdSession::handle_debug_io(const KdPacket& p) {
@@ -423,6 +658,8 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
         return tl::unexpected(r.error());
     }
     const auto deadline = Clock::now() + m_opt.reply_timeout;
+    auto quiet_since = Clock::now();
+    uint64_t seen = m_link->stats().bytes_in;
     for (;;) {
         while (!m_replies.empty()) {
             ManipulateReply reply = std::move(m_replies.front());
@@ -439,13 +676,30 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
         if (m_state_changes.size() > stops_before) {
             return make_error(Errc::Resync, "the target reported a new stop instead of replying");
         }
-        auto r = pump(remaining(deadline));
-        if (!r) {
-            if (r.error().code == Errc::Timeout) {
-                return make_error(Errc::Timeout, std::string("no reply from the target to ") +
-                                                     manipulate_api_name(req.ApiNumber));
-            }
+        auto r = pump(remaining(std::min(deadline, quiet_since + m_opt.idle_nudge)));
+        if (!r && r.error().code != Errc::Timeout) {
             return tl::unexpected(r.error());
+        }
+        const auto now = Clock::now();
+        if (!m_replies.empty()) {
+            continue;
+        }
+        if (now >= deadline) {
+            ++m_counters.timeouts;
+            return make_error(Errc::Timeout, std::string("no reply from the target to ") +
+                                                 manipulate_api_name(req.ApiNumber));
+        }
+        if (const uint64_t in = m_link->stats().bytes_in; in != seen) {
+            seen = in;
+            quiet_since = now;
+        } else if (now - quiet_since >= m_opt.idle_nudge && m_link->id_scheme() != IdScheme::Kd1394) {
+            // Our request was ACKed but its reply is lost (or stuck half-way): ask again
+            // instead of waiting for the target's own retransmission.
+            ++m_counters.nudges;
+            if (auto a = ask_resend(); !a) {
+                return tl::unexpected(a.error());
+            }
+            quiet_since = now;
         }
     }
 }

@@ -5,6 +5,7 @@
 #include "protocol/dbgkd_structs.h"
 #include "transport/PacketLink.h"
 
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -34,6 +35,10 @@ public:
 struct StateChange {
     DBGKD_ANY_WAIT_STATE_CHANGE change{};
     std::vector<uint8_t> extra; // bytes after the 0xF0 body (LoadSymbols path, command string)
+    // Non-empty when the target kept sending a state change that does not hold together
+    // (truncated, unknown NewState...): what is wrong with it. `change` then holds what could
+    // be decoded (missing bytes are zero; NewState 0 when the exception record is cut off).
+    std::string malformed;
 };
 
 struct ManipulateReply {
@@ -46,6 +51,11 @@ struct SessionOptions {
     int send_retries = 6;       // resends before giving up on an ACK
     Millis reply_timeout{8000}; // from ACK to the manipulate reply
     Millis reset_interval{1000};
+    // A line that stays quiet this long while we wait for an ACK or a reply is not going to
+    // deliver it: our packet is sent again (no ACK), or the target is asked to RESEND (no reply,
+    // or a packet we could not trust). Bounded by ack_timeout x (send_retries + 1) and
+    // reply_timeout in all.
+    Millis idle_nudge{400};
 };
 
 struct SessionCounters {
@@ -56,6 +66,10 @@ struct SessionCounters {
     uint64_t resets = 0;
     uint64_t stale_replies = 0;
     uint64_t file_io_answered = 0;
+    uint64_t nudges = 0;          // RESENDs sent because a reply did not come (in resends_sent)
+    uint64_t implausible = 0;     // packets whose unchecked header or contents made no sense
+    uint64_t malformed_stops = 0; // state changes taken with what could be decoded
+    uint64_t timeouts = 0;        // requests that got no ACK or no reply in the end
 };
 
 class KdSession {
@@ -86,7 +100,15 @@ public:
     // True once the ids are known to agree with the target's (a RESET exchange happened).
     bool synchronized() const { return m_synced; }
 
+    // Asks the target to send its pending packet again (a RESEND): a stopped target that is
+    // waiting for us sends its state change again. Harmless to a running target.
+    [[nodiscard]] Result<void> ask_resend();
+
     const SessionCounters& counters() const { return m_counters; }
+    // Everything that says the link is damaging traffic, summed: RESENDs both ways,
+    // retransmits, duplicates, implausible packets, timeouts, bad packets, dropped datagrams and
+    // garbage (one per 16 bytes).
+    uint64_t error_events() const;
     transport::LinkStats link_stats() const { return m_link->stats(); }
     uint32_t max_transfer() const { return m_link->max_payload() - sizeof(DBGKD_MANIPULATE_STATE64); }
     std::string describe_link() const { return m_link->describe(); }
@@ -105,6 +127,16 @@ private:
     uint32_t initial_host_id() const;
     void advance_host_id();
     bool is_duplicate(const transport::KdPacket& p) const;
+    // Why a packet with a good checksum still cannot be trusted (ids and types are outside the
+    // checksum; contents must agree with the type); empty when it can.
+    std::string implausible(const transport::KdPacket& p) const;
+    void accept_packet(const transport::KdPacket& p);
+    void deliver_state_change(const transport::KdPacket& p, const std::string& malformed);
+    // A packet that failed the checks: asked for again; taken as it is once the target keeps
+    // sending the same bytes or stops answering RESEND.
+    void suspect(const transport::KdPacket& p, std::string why);
+    void accept_suspect();
+    void tend_suspect();
     void flush_deferred();
 
     std::unique_ptr<transport::PacketLink> m_link;
@@ -136,6 +168,15 @@ private:
     // Answers (DbgPrompt, FILE_IO) that must wait until the current send completes.
     std::deque<std::pair<uint16_t, std::vector<uint8_t>>> m_deferred;
     bool m_in_send = false;
+
+    struct Suspect {
+        transport::KdPacket packet;
+        std::string why;
+        int copies = 0;
+        int nudges = 0;
+        std::chrono::steady_clock::time_point since{};
+    };
+    std::optional<Suspect> m_suspect;
 };
 
 } // namespace kdcart::protocol

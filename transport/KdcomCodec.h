@@ -18,6 +18,8 @@ public:
     // Forgets a partially received packet (after a long gap on the line).
     void reset();
     bool mid_packet() const { return m_state != State::Leader || m_leader_count > 0; }
+    // Past a whole leader: a packet has begun.
+    bool in_packet() const { return m_state != State::Leader; }
     uint64_t garbage_bytes() const { return m_garbage; }
 
 private:

@@ -9,8 +9,11 @@ namespace kdcart::transport {
 
 namespace {
 
-// A line that goes quiet this long in the middle of a packet has lost bytes: start over.
-constexpr Millis kInterByteGap{1000};
+// A line that goes quiet this long in the middle of a packet has lost bytes: the packet is
+// reported damaged (the session asks for it again) and parsing starts over. A UART delivers a
+// packet's bytes back to back; even at 9600 baud with a USB adapter's latency timer the gaps
+// are a few milliseconds.
+constexpr Millis kInterByteGap{200};
 
 class KdcomLink final : public PacketLink {
 public:
@@ -44,22 +47,43 @@ public:
                 }
                 return ev;
             }
-            auto now = Clock::now();
+            // Quiet is what we saw while waiting for bytes, not the time between our reads:
+            // bytes that sat in the OS buffer while nobody read are no gap.
+            if (m_decoder.mid_packet() && m_quiet >= kInterByteGap) {
+                const bool was_packet = m_decoder.in_packet();
+                spdlog::debug("kdcom: line quiet for {} ms mid-packet, starting over",
+                              m_quiet.count());
+                m_decoder.reset();
+                m_quiet = Millis(0);
+                m_stats.garbage_bytes = m_decoder.garbage_bytes();
+                if (was_packet) {
+                    // Bytes were lost: the rest of this packet is not coming. Reported damaged
+                    // so that the session asks for it again at once.
+                    ++m_stats.bad_packets;
+                    return LinkEvent{LinkEventKind::BadPacket, {},
+                                     "truncated (line quiet mid-packet)"};
+                }
+            }
+            const auto now = Clock::now();
             if (now >= deadline) {
                 return make_error(Errc::Timeout, "no packet from " + m_stream->describe());
             }
-            auto left = std::chrono::duration_cast<Millis>(deadline - now) + Millis(1);
+            auto wake = deadline;
+            if (m_decoder.mid_packet()) {
+                wake = std::min(wake, now + (kInterByteGap - m_quiet));
+            }
+            auto left = std::chrono::duration_cast<Millis>(wake - now) + Millis(1);
             auto n = m_stream->read_some(buf, left);
             if (!n) {
+                if (n.error().code == Errc::Timeout) {
+                    if (m_decoder.mid_packet()) {
+                        m_quiet += std::chrono::duration_cast<Millis>(Clock::now() - now);
+                    }
+                    continue; // the loop decides: truncated packet, or the caller's time is up
+                }
                 return tl::unexpected(n.error());
             }
-            now = Clock::now();
-            if (m_decoder.mid_packet() && now - m_last_byte > kInterByteGap) {
-                spdlog::debug("kdcom: {} ms gap mid-packet, resynchronising",
-                              std::chrono::duration_cast<Millis>(now - m_last_byte).count());
-                m_decoder.reset();
-            }
-            m_last_byte = now;
+            m_quiet = Millis(0);
             m_stats.bytes_in += *n;
             std::vector<LinkEvent> events;
             m_decoder.feed(std::span<const uint8_t>(buf, *n), events);
@@ -77,6 +101,7 @@ public:
     void discard_input() override {
         m_pending.clear();
         m_decoder.reset();
+        m_quiet = Millis(0);
         uint8_t buf[4096];
         while (m_stream->read_some(buf, Millis(0))) {
         }
@@ -87,7 +112,7 @@ private:
     KdcomDecoder m_decoder;
     std::deque<LinkEvent> m_pending;
     LinkStats m_stats;
-    std::chrono::steady_clock::time_point m_last_byte{};
+    Millis m_quiet{0}; // waited without a byte while a packet was under way
 };
 
 } // namespace

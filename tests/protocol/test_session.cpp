@@ -377,3 +377,182 @@ TEST_CASE("RESET: host repeats RESET until answered; a target RESET is answered 
     CHECK(!w);
     CHECK(!f.rec.notices.empty());
 }
+
+// ---- issue 13: noisy links and malformed packets -----------------------------------------
+
+namespace {
+
+std::vector<uint8_t> break_state_change(uint64_t pc) {
+    auto sc = kd_zero<DBGKD_ANY_WAIT_STATE_CHANGE>();
+    sc.NewState = DbgKdExceptionStateChange;
+    sc.NumberProcessors = 1;
+    sc.ProgramCounter = pc;
+    sc.u.Exception.ExceptionRecord.ExceptionCode = STATUS_BREAKPOINT;
+    sc.u.Exception.ExceptionRecord.ExceptionAddress = pc;
+    sc.u.Exception.FirstChance = 1;
+    std::vector<uint8_t> out;
+    kd_append(out, sc);
+    return out;
+}
+
+size_t count_resends(ScriptedTarget& t, Millis quiet) {
+    size_t n = 0;
+    while (!t.silent_for(quiet)) {
+        auto e = t.next();
+        if (e.kind == LinkEventKind::Packet && e.packet.type == PACKET_TYPE_KD_RESEND) {
+            ++n;
+        }
+    }
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("a truncated state change (good checksum) is asked for again, then reported as a stop") {
+    Fixture f;
+    auto t0 = std::chrono::steady_clock::now();
+    auto waiter = std::async(std::launch::async,
+                             [&] { return f.session->wait_state_change(Millis(10000)); });
+    auto payload = break_state_change(0xfffff80000601234);
+    payload.resize(0x40); // cut inside the exception record; the checksum covers what is left
+    for (int copy = 0; copy < 3; ++copy) {
+        f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID | SYNC_PACKET_ID, payload);
+        if (copy < 2) {
+            auto e = f.target.next(); // not ACKed: RESEND
+            REQUIRE(e.kind == LinkEventKind::Packet);
+            CHECK(e.packet.type == PACKET_TYPE_KD_RESEND);
+        }
+    }
+    f.target.expect_ack(INITIAL_PACKET_ID); // the third identical copy is taken
+    auto sc = waiter.get();
+    REQUIRE(sc);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+    CHECK(sc->malformed.find("truncated state change (64 of 240 bytes)") != std::string::npos);
+    CHECK(sc->change.ProgramCounter == 0xfffff80000601234);
+    CHECK(sc->change.NewState == 0); // no whole exception record: a stop of unknown kind
+    CHECK(sc->change.NumberProcessors == 1);
+    REQUIRE(!f.rec.notices.empty());
+    CHECK(f.rec.notices.back().find("malformed state change") != std::string::npos);
+}
+
+TEST_CASE("an unknown NewState from a target that does not resend ends the wait too") {
+    Fixture f;
+    auto t0 = std::chrono::steady_clock::now();
+    auto waiter = std::async(std::launch::async,
+                             [&] { return f.session->wait_state_change(Millis(10000)); });
+    auto payload = break_state_change(0xfffff80000605678);
+    payload[0] = 0x99; // NewState 0x3099
+    f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID, payload);
+    // RESEND at once, then twice more while the target stays silent; then it is taken.
+    auto sc = waiter.get();
+    REQUIRE(sc);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
+    CHECK(sc->malformed.find("unknown NewState 0x3099") != std::string::npos);
+    CHECK(sc->change.ProgramCounter == 0xfffff80000605678);
+    CHECK(count_resends(f.target, Millis(100)) == 3);
+    CHECK(f.session->counters().malformed_stops == 1);
+}
+
+TEST_CASE("a reply whose id (outside the checksum) was flipped is not ACKed; the good copy is") {
+    Fixture f;
+    auto fut = std::async(std::launch::async, [&] { return f.client->get_version(); });
+    auto req = f.target.expect_data(PACKET_TYPE_KD_STATE_MANIPULATE);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, req.id);
+    auto reply = version_reply(as_manip(req));
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID ^ 0x00100000, reply);
+    auto e = f.target.next();
+    REQUIRE(e.kind == LinkEventKind::Packet);
+    CHECK(e.packet.type == PACKET_TYPE_KD_RESEND);
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID, reply);
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    REQUIRE(fut.get());
+    CHECK(f.session->counters().implausible == 1);
+}
+
+TEST_CASE("a reply with a flipped type bit is not taken for DbgPrint") {
+    Fixture f;
+    auto fut = std::async(std::launch::async, [&] { return f.client->get_version(); });
+    auto req = f.target.expect_data(PACKET_TYPE_KD_STATE_MANIPULATE);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, req.id);
+    auto reply = version_reply(as_manip(req));
+    f.target.send(PACKET_TYPE_KD_DEBUG_IO, INITIAL_PACKET_ID, reply); // type 2 -> 3
+    auto e = f.target.next();
+    CHECK(e.packet.type == PACKET_TYPE_KD_RESEND);
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID, reply);
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    REQUIRE(fut.get());
+    CHECK(f.rec.printed.empty());
+}
+
+TEST_CASE("a lost reply: the host asks RESEND when the line goes quiet, not after its timeout") {
+    SessionOptions opt = Fixture::fast_options();
+    opt.reply_timeout = Millis(8000);
+    opt.idle_nudge = Millis(300);
+    Fixture f(opt);
+    auto t0 = std::chrono::steady_clock::now();
+    auto fut = std::async(std::launch::async, [&] { return f.client->get_version(); });
+    auto req = f.target.expect_data(PACKET_TYPE_KD_STATE_MANIPULATE);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, req.id);
+    // The reply goes out but never arrives; the host asks again.
+    auto e = f.target.next();
+    REQUIRE(e.kind == LinkEventKind::Packet);
+    CHECK(e.packet.type == PACKET_TYPE_KD_RESEND);
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID, version_reply(as_manip(req)));
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    REQUIRE(fut.get());
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+    CHECK(f.session->counters().nudges == 1);
+}
+
+TEST_CASE("a reply cut short (bytes dropped, then silence) is asked for again within 0.5 s") {
+    SessionOptions opt = Fixture::fast_options();
+    opt.reply_timeout = Millis(8000);
+    opt.idle_nudge = Millis(2000); // only the link's own gap detection can help in time
+    Fixture f(opt);
+    auto fut = std::async(std::launch::async, [&] { return f.client->get_version(); });
+    auto req = f.target.expect_data(PACKET_TYPE_KD_STATE_MANIPULATE);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, req.id);
+    KdPacket p;
+    p.type = PACKET_TYPE_KD_STATE_MANIPULATE;
+    p.id = INITIAL_PACKET_ID;
+    p.payload = version_reply(as_manip(req));
+    auto bytes = kdcom_encode(p);
+    auto cut = bytes;
+    cut.erase(cut.begin() + 30); // one byte lost: the packet never completes
+    const auto sent = std::chrono::steady_clock::now();
+    f.target.raw(cut);
+    auto e = f.target.next();
+    REQUIRE(e.kind == LinkEventKind::Packet);
+    CHECK(e.packet.type == PACKET_TYPE_KD_RESEND);
+    CHECK(std::chrono::steady_clock::now() - sent < Millis(500));
+    f.target.raw(bytes);
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    REQUIRE(fut.get());
+}
+
+TEST_CASE("an ACK whose type became RESET (4 -> 6) is not taken for a target reset") {
+    struct ResetRecorder : Recorder {
+        int resets = 0;
+        void on_target_reset() override { ++resets; }
+    } rec;
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    KdSession session(make_kdcom_link(make_fd_stream(sv[0], "host")), &rec,
+                      Fixture::fast_options());
+    ScriptedTarget target;
+    target.stream = make_fd_stream(sv[1], "target");
+    auto waiter =
+        std::async(std::launch::async, [&] { return session.wait_state_change(Millis(600)); });
+    target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | 1); // an ACK's id
+    auto back = target.next();
+    CHECK(back.packet.type == PACKET_TYPE_KD_RESET); // ids agreed again all the same
+    CHECK(!waiter.get());
+    CHECK(rec.resets == 0);
+    // A freshly started target's RESET (SYNC id) is one.
+    auto waiter2 =
+        std::async(std::launch::async, [&] { return session.wait_state_change(Millis(600)); });
+    target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | SYNC_PACKET_ID);
+    CHECK(target.next().packet.type == PACKET_TYPE_KD_RESET);
+    CHECK(!waiter2.get());
+    CHECK(rec.resets == 1);
+}
