@@ -305,8 +305,12 @@ void Repl::cmd_dump(std::string_view args) {
             g_interrupt.store(false); // the Ctrl+C was for this command, not a break-in
             error("^C: .dump interrupted; run the same .dump again to continue where it stopped");
         } else {
+            // The writer keeps FILE.kdpart next to a file it can resume; without one (the file
+            // could not even be created) there is nothing to resume.
+            const bool resumable = ::access((opt.path + ".kdpart").c_str(), F_OK) == 0;
             error("Unable to write the dump: " + res.error().message +
-                  " (the partial file is kept: run the same .dump again to resume)");
+                  (resumable ? " (the partial file is kept: run the same .dump again to resume)"
+                             : ""));
         }
         return;
     }

@@ -171,7 +171,13 @@ int run_dump(const std::string& path, const std::string& initial_commands) {
     out.write("Loading Dump File [" + path + "]\n");
     auto target = engine::DumpTarget::open(path);
     if (!target) {
-        std::fprintf(stderr, "kdcart: %s: %s\n", path.c_str(), target.error().message.c_str());
+        // The reader's messages name the file already; the others get it here.
+        const std::string& msg = target.error().message;
+        if (msg.rfind(path + ":", 0) == 0) {
+            std::fprintf(stderr, "kdcart: %s\n", msg.c_str());
+        } else {
+            std::fprintf(stderr, "kdcart: %s: %s\n", path.c_str(), msg.c_str());
+        }
         return 1;
     }
     engine::StopEvent stop = (*target)->stop_event();

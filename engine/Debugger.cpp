@@ -174,6 +174,10 @@ Result<StopEvent> Debugger::switch_processor(uint16_t cpu, Millis timeout) {
             return tl::unexpected(r.error());
         }
         m_dump_stop.processor = cpu;
+        // As on a live target, the stop now stands at that processor's instruction.
+        if (auto ctx = m_dump->get_context(cpu); ctx) {
+            m_dump_stop.pc = ctx->Rip;
+        }
         return m_dump_stop;
     }
     return m_run->switch_processor(cpu, timeout);
