@@ -153,8 +153,8 @@ void Repl::print_stop(const engine::StopEvent& stop) {
         return;
     }
     if (stop.step_complete) {
-        // t, p, gu and g ADDR show the registers, as kd does.
-        if (auto ctx = m_dbg->context()) {
+        // t, p, gu and g ADDR show the registers, as kd does (the integer block is enough).
+        if (auto ctx = m_dbg->context(std::nullopt, engine::ContextPart::Integer)) {
             print(format_registers(*ctx));
         }
         print(code_line(stop.pc));

@@ -92,7 +92,7 @@ Result<void> Debugger::page_in(uint64_t va) {
 }
 
 Result<std::vector<StackFrame>> Debugger::stack_trace(size_t max_frames) {
-    auto ctx = context();
+    auto ctx = context(std::nullopt, ContextPart::Integer);
     if (!ctx) {
         return tl::unexpected(ctx.error());
     }
@@ -206,7 +206,7 @@ Result<void> Debugger::detach() {
 
 // ---- state while stopped ---------------------------------------------------------------------
 
-Result<CONTEXT> Debugger::context(std::optional<uint16_t> cpu) {
+Result<CONTEXT> Debugger::context(std::optional<uint16_t> cpu, ContextPart part) {
     const uint16_t p = cpu.value_or(current_processor());
     if (!stopped()) {
         return make_error(Errc::Unsupported, "the target is running");
@@ -214,7 +214,7 @@ Result<CONTEXT> Debugger::context(std::optional<uint16_t> cpu) {
     if (p >= num_processors()) {
         return make_error(Errc::InvalidArgument, "no processor " + std::to_string(p));
     }
-    return m_contexts.get(p);
+    return m_contexts.get(p, part);
 }
 
 Result<void> Debugger::set_context(const CONTEXT& ctx, std::optional<uint16_t> cpu) {
@@ -322,7 +322,7 @@ std::optional<uint64_t> Debugger::lookup_symbol(std::string_view module, std::st
 ExpressionCallbacks Debugger::expression_callbacks() {
     ExpressionCallbacks cb;
     cb.register_value = [this](std::string_view name) -> std::optional<uint64_t> {
-        auto ctx = context();
+        auto ctx = context(std::nullopt, ContextPart::Integer);
         if (!ctx) {
             return std::nullopt;
         }

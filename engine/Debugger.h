@@ -77,7 +77,11 @@ public:
     [[nodiscard]] Result<void> detach();
 
     // ---- state while stopped ----
-    [[nodiscard]] Result<CONTEXT> context(std::optional<uint16_t> cpu = std::nullopt);
+    // The registers of a processor. Integer: only the integer/control block is fetched
+    // (GetContextEx on a live target; what r, the step line and the unwinder show and use), the
+    // rest of the CONTEXT is zero unless known. Full: all of it (x87/SSE, vector registers).
+    [[nodiscard]] Result<CONTEXT> context(std::optional<uint16_t> cpu = std::nullopt,
+                                          ContextPart part = ContextPart::Full);
     [[nodiscard]] Result<void> set_context(const CONTEXT& ctx,
                                            std::optional<uint16_t> cpu = std::nullopt);
     [[nodiscard]] Result<MemoryBlock> read_virtual(uint64_t address, size_t size);

@@ -1,6 +1,7 @@
 #include "engine/KernelInfo.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace kdcart::engine {
 
@@ -8,6 +9,30 @@ using namespace protocol;
 
 namespace {
 constexpr uint64_t kUserSharedData = 0xFFFFF78000000000ull;
+// What one more request costs on KDCOM besides its data: the request (16 + 56 + 1 bytes), its
+// ACK (16), the reply's header and trailer (16 + 56 + 1) and our ACK (16). Reads closer than
+// that go out as one.
+constexpr uint64_t kRequestCost = 178;
+
+// Reads the ranges into the memory cache in as few requests as their layout allows: sorted,
+// neighbours less than a request's cost apart merged. Unreadable bytes are the cache's business.
+void prefetch(Memory& memory, std::vector<std::pair<uint64_t, uint64_t>> ranges) {
+    std::erase_if(ranges, [](const auto& r) { return r.first == 0 || r.second == 0; });
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<std::pair<uint64_t, uint64_t>> spans; // [start, end)
+    for (const auto& [address, size] : ranges) {
+        const uint64_t end = address + size;
+        if (!spans.empty() && address <= spans.back().second + kRequestCost &&
+            address >= spans.back().first) {
+            spans.back().second = std::max(spans.back().second, end);
+        } else {
+            spans.emplace_back(address, end);
+        }
+    }
+    for (const auto& [start, end] : spans) {
+        (void)memory.read_virtual(start, end - start);
+    }
+}
 } // namespace
 
 Result<TargetInfo> learn_target(Target& target, Memory& memory) {
@@ -18,7 +43,18 @@ Result<TargetInfo> learn_target(Target& target, Memory& memory) {
     TargetInfo info;
     info.version = *v;
     info.num_processors = target.num_processors();
-    auto kdbg = target.kddebugger_data_address();
+    Result<uint64_t> kdbg = uint64_t{0};
+    if (target.can_run()) {
+        // A live target: the head of DebuggerDataList (its first entry is the KDBG block) and
+        // PsLoadedModuleList's head (where the module walk starts) lie in the kernel's data, on
+        // a small kernel next to each other: one read where they are close.
+        prefetch(memory, {{v->DebuggerDataList, 8}, {v->PsLoadedModuleList, 16}});
+        if (v->DebuggerDataList != 0) {
+            kdbg = memory.read_u64(v->DebuggerDataList).value_or(0);
+        }
+    } else {
+        kdbg = target.kddebugger_data_address();
+    }
     if (kdbg && *kdbg != 0) {
         auto blk = memory.read_virtual(*kdbg, sizeof(KDDEBUGGER_DATA64));
         if (blk) {

@@ -1,5 +1,7 @@
 #include "engine/LiveTarget.h"
 
+#include <spdlog/spdlog.h>
+
 namespace kdcart::engine {
 
 using namespace protocol;
@@ -88,6 +90,47 @@ Result<CONTEXT> LiveTarget::get_context(uint16_t cpu) {
 
 Result<void> LiveTarget::set_context(uint16_t cpu, const CONTEXT& context) {
     return m_client->set_context(cpu, context);
+}
+
+bool LiveTarget::context_ex_refused(const char* api, const Error& error) {
+    if (error.code != Errc::TargetStatus && error.code != Errc::Malformed) {
+        return false; // the link failed: nothing learnt about the target
+    }
+    m_context_ex = false;
+    spdlog::debug("engine: {} refused ({}): GetContext/SetContext for the rest of the session", api,
+                  error.message);
+    return true;
+}
+
+Result<Target::ContextBytes> LiveTarget::get_context_bytes(uint16_t cpu, uint32_t offset,
+                                                           uint32_t size) {
+    if (m_context_ex) {
+        auto part = m_client->get_context_ex(cpu, offset, size);
+        if (part) {
+            return ContextBytes{offset, std::move(*part)};
+        }
+        if (!context_ex_refused("GetContextEx", part.error())) {
+            return tl::unexpected(part.error());
+        }
+    }
+    auto ctx = m_client->get_context(cpu);
+    if (!ctx) {
+        return tl::unexpected(ctx.error());
+    }
+    ContextBytes out;
+    kd_append(out.bytes, *ctx);
+    return out;
+}
+
+Result<void> LiveTarget::set_context_bytes(uint16_t cpu, uint32_t offset,
+                                           std::span<const uint8_t> bytes) {
+    if (m_context_ex) {
+        auto r = m_client->set_context_ex(cpu, offset, bytes);
+        if (r || !context_ex_refused("SetContextEx", r.error())) {
+            return r;
+        }
+    }
+    return make_error(Errc::Unsupported, "the target takes whole contexts only");
 }
 
 Result<ReadResult> LiveTarget::read_control_space(uint16_t cpu, uint64_t index, uint32_t size) {

@@ -45,6 +45,16 @@ public:
     uint32_t max_request() const override { return m_session->max_transfer(); }
     [[nodiscard]] Result<CONTEXT> get_context(uint16_t cpu) override;
     [[nodiscard]] Result<void> set_context(uint16_t cpu, const CONTEXT& context) override;
+    // GetContextEx / SetContextEx while the target takes them. The first refusal (an error
+    // status, a short reply, a reply for another range) switches to GetContext / SetContext for
+    // the rest of the session, as WinDbg does with the Windows 10 boot debugger; said once in
+    // the debug log (-v).
+    [[nodiscard]] Result<ContextBytes> get_context_bytes(uint16_t cpu, uint32_t offset,
+                                                         uint32_t size) override;
+    [[nodiscard]] Result<void> set_context_bytes(uint16_t cpu, uint32_t offset,
+                                                 std::span<const uint8_t> bytes) override;
+    // False once the target refused GetContextEx or SetContextEx.
+    bool context_ex_supported() const { return m_context_ex; }
     [[nodiscard]] Result<ReadResult> read_control_space(uint16_t cpu, uint64_t index,
                                                         uint32_t size) override;
     [[nodiscard]] Result<uint32_t> write_control_space(uint16_t cpu, uint64_t index,
@@ -79,6 +89,8 @@ private:
     std::string on_debug_prompt(std::string_view prompt) override;
     void on_link_notice(std::string_view text) override;
     void on_target_reset() override { m_target_was_reset = true; }
+    // An answer to GetContextEx/SetContextEx that means "not supported here" (not a link failure).
+    bool context_ex_refused(const char* api, const Error& error);
 
     EngineDelegate* m_delegate;
     std::unique_ptr<protocol::KdSession> m_session;
@@ -88,6 +100,7 @@ private:
     bool m_target_was_reset = false;
     std::map<uint16_t, uint64_t> m_cr3; // per processor, while stopped
     std::optional<protocol::DBGKD_GET_VERSION64> m_version;
+    bool m_context_ex = true; // GetContextEx/SetContextEx not refused yet
 };
 
 } // namespace kdcart::engine

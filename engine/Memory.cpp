@@ -93,6 +93,21 @@ Result<MemoryBlock> Memory::read_virtual(uint64_t address, size_t size) {
     return out;
 }
 
+void Memory::seed_virtual(uint64_t address, std::span<const uint8_t> bytes) {
+    if (m_running) {
+        return;
+    }
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        const uint64_t va = address + i;
+        if (va < address) {
+            break; // top of the address space
+        }
+        Page& pg = m_pages[va & ~(kPage - 1)];
+        pg.data[va & (kPage - 1)] = bytes[i];
+        pg.valid[va & (kPage - 1)] = true;
+    }
+}
+
 Result<size_t> Memory::write_virtual(uint64_t address, std::span<const uint8_t> data) {
     if (m_running) {
         return make_error(Errc::Unsupported, "the target is running");

@@ -28,6 +28,11 @@ public:
     std::optional<uint32_t> read_u32(uint64_t address);
     std::optional<uint16_t> read_u16(uint64_t address);
 
+    // Bytes the target reported at a stop without being asked (the state change's instruction
+    // stream at the PC): cached as if read, so the code line at a stop costs no request. Ignored
+    // while the target runs.
+    void seed_virtual(uint64_t address, std::span<const uint8_t> bytes);
+
     // The target ran or changed: nothing cached is true any more.
     void invalidate() { m_pages.clear(); }
     // While a live target runs its memory cannot be read: every access says so.

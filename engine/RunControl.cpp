@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <spdlog/spdlog.h>
 
 namespace kdcart::engine {
@@ -97,8 +98,11 @@ Result<StopEvent> RunControl::attach(const AttachOptions& options) {
 
 Result<StopEvent> RunControl::first_stop(const StateChange& sc) {
     auto ev = enter_stop(sc);
-    if (ev) {
-        // As WinDbg does on connect: clear breakpoints an earlier session may have left.
+    if (ev && !m_swept) {
+        // As WinDbg does on connect: clear breakpoints an earlier session may have left. Once
+        // per session: the stops that follow while attaching (a module load taken silently, a
+        // stop re-sent after a RESET) find only our own breakpoints, which the table tracks.
+        m_swept = true;
         for (uint32_t handle = 1; handle <= 32; ++handle) {
             (void)m.target.client().restore_breakpoint(handle);
         }
@@ -168,6 +172,13 @@ void RunControl::forget_stop_state(bool running) {
 Result<StopEvent> RunControl::enter_stop(const StateChange& sc) {
     forget_stop_state(false);
     m_state = RunState::Stopped;
+    // The code bytes at the PC came with the stop (KD's own breakpoints already taken out, as
+    // ours are while stopped): the code line and `p`'s look at the instruction read no memory.
+    const auto& report = sc.change.ControlReport;
+    uint8_t stream[sizeof report.InstructionStream];
+    std::memcpy(stream, report.InstructionStream, sizeof stream);
+    const size_t count = std::min<size_t>(report.InstructionCount, sizeof stream);
+    m.memory.seed_virtual(sc.change.ProgramCounter, std::span<const uint8_t>(stream, count));
     m.target.set_stop_processor(sc.change.Processor, sc.change.ProcessorLevel,
                                 sc.change.NumberProcessors);
     // A target that started over may be a different boot: its code bytes, breakpoint handles
@@ -357,7 +368,7 @@ uint64_t RunControl::continue_status_for_stop() const {
 }
 
 Result<void> RunControl::resume_with_breakpoints(bool trace, uint32_t status) {
-    auto ctx = m.contexts.get(m.target.current_processor());
+    auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
     if (!ctx) {
         return tl::unexpected(ctx.error());
     }
@@ -456,7 +467,7 @@ Result<void> RunControl::go_impl(std::optional<uint64_t> until) {
     if ((m_stop.kind == StopKind::BreakIn || m_stop.kind == StopKind::Breakpoint) &&
         m_stop.exception_code == STATUS_BREAKPOINT && !m_stop.breakpoint_id &&
         !is_own_breakpoint(m_stop.pc)) {
-        auto ctx = m.contexts.get(m.target.current_processor());
+        auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
         if (!ctx) {
             return tl::unexpected(ctx.error());
         }
@@ -475,7 +486,7 @@ Result<void> RunControl::step(StepKind kind) {
     }
     end_step_state();
     const uint32_t status = static_cast<uint32_t>(continue_status_for_stop());
-    auto ctx = m.contexts.get(m.target.current_processor());
+    auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
     if (!ctx) {
         return tl::unexpected(ctx.error());
     }
@@ -485,7 +496,7 @@ Result<void> RunControl::step(StepKind kind) {
         if (auto r = skip_hardcoded_break(*ctx); !r) {
             return r;
         }
-        ctx = m.contexts.get(m.target.current_processor());
+        ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
     }
     const CONTEXT c = *ctx;
     switch (kind) {
@@ -602,7 +613,7 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
     if (ev.exception_code == STATUS_BREAKPOINT) {
         if (m.breakpoints.is_temporary(ev.pc)) {
             if (m_step_out_rsp) {
-                auto ctx = m.contexts.get(m.target.current_processor());
+                auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
                 if (ctx && ctx->Rsp < *m_step_out_rsp) {
                     // A deeper (recursive) call returned here: not our frame yet.
                     if (auto r = resume_with_breakpoints(false, DBG_CONTINUE); !r) {

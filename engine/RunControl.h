@@ -101,6 +101,7 @@ private:
     bool m_stepping = false;                // t (or p on a non-call): a trace step is under way
     Phase m_phase = Phase::None;
     uint32_t m_resume_status = protocol::DBG_CONTINUE;
+    bool m_swept = false; // the RestoreBreakPoint sweep of a fresh connection was sent
 };
 
 } // namespace kdcart::engine

@@ -8,6 +8,7 @@
 
 #include <span>
 #include <string>
+#include <vector>
 
 namespace kdcart::engine {
 
@@ -44,10 +45,41 @@ public:
 
     [[nodiscard]] virtual Result<CONTEXT> get_context(uint16_t cpu) = 0;
     [[nodiscard]] virtual Result<void> set_context(uint16_t cpu, const CONTEXT& context) = 0;
+    // Part of a processor's CONTEXT: bytes [offset, offset+size) where the target can give just
+    // those (a live target: GetContextEx), otherwise the whole CONTEXT (offset 0). Callers keep
+    // whatever they got.
+    struct ContextBytes {
+        uint32_t offset = 0;
+        std::vector<uint8_t> bytes;
+    };
+    [[nodiscard]] virtual Result<ContextBytes> get_context_bytes(uint16_t cpu, uint32_t offset,
+                                                                 uint32_t size) {
+        (void)offset;
+        (void)size;
+        auto ctx = get_context(cpu);
+        if (!ctx) {
+            return tl::unexpected(ctx.error());
+        }
+        ContextBytes out;
+        protocol::kd_append(out.bytes, *ctx);
+        return out;
+    }
+    // Writes bytes into a processor's CONTEXT at `offset` (a live target: SetContextEx).
+    // Errc::Unsupported when the target takes only whole contexts (then: set_context).
+    [[nodiscard]] virtual Result<void> set_context_bytes(uint16_t cpu, uint32_t offset,
+                                                         std::span<const uint8_t> bytes) {
+        (void)cpu;
+        (void)offset;
+        (void)bytes;
+        return make_error(Errc::Unsupported, "whole contexts only");
+    }
     [[nodiscard]] virtual Result<ReadResult> read_control_space(uint16_t cpu, uint64_t index,
                                                                 uint32_t size) = 0;
     [[nodiscard]] virtual Result<uint32_t> write_control_space(uint16_t cpu, uint64_t index,
                                                                std::span<const uint8_t> data) = 0;
+    // The dump writer's reads (a live target: engine/ReadVerifier.h): verified on a noisy link
+    // whatever .kdverify says, and a link failure is an error rather than a short read.
+    virtual void set_verify_for_dump(bool on) { (void)on; }
     // The page-table root (CR3) a processor translates kernel addresses with.
     [[nodiscard]] virtual Result<uint64_t> page_directory(uint16_t cpu) = 0;
 };

@@ -23,8 +23,31 @@ DBGKD_MANIPULATE_STATE64 KdClient::make(uint32_t api, uint16_t processor) const 
     return m;
 }
 
+void KdClient::count(uint32_t api, const transport::LinkStats& before) {
+    const auto after = m_session.link_stats();
+    auto& t = m_traffic[api];
+    ++t.requests;
+    t.bytes_out += after.bytes_out - before.bytes_out;
+    t.bytes_in += after.bytes_in - before.bytes_in;
+}
+
+Result<ManipulateReply> KdClient::exchange(const DBGKD_MANIPULATE_STATE64& req,
+                                           std::span<const uint8_t> data) {
+    const auto before = m_session.link_stats();
+    auto reply = m_session.request(req, data);
+    count(req.ApiNumber, before);
+    return reply;
+}
+
+Result<void> KdClient::send_only(const DBGKD_MANIPULATE_STATE64& req) {
+    const auto before = m_session.link_stats();
+    auto r = m_session.send_no_reply(req);
+    count(req.ApiNumber, before);
+    return r;
+}
+
 Result<DBGKD_GET_VERSION64> KdClient::get_version() {
-    auto reply = m_session.request(make(DbgKdGetVersionApi, m_processor));
+    auto reply = exchange(make(DbgKdGetVersionApi, m_processor));
     if (!reply) {
         return tl::unexpected(reply.error());
     }
@@ -48,7 +71,7 @@ Result<ReadResult> KdClient::read_chunked(uint32_t api, uint64_t address, uint32
         req.u.ReadMemory.TargetBaseAddress = address + out.bytes.size();
         req.u.ReadMemory.TransferCount = want;
         req.u.ReadMemory.ActualBytesRead = flags;
-        auto reply = m_session.request(req);
+        auto reply = exchange(req);
         if (!reply) {
             return tl::unexpected(reply.error());
         }
@@ -77,7 +100,7 @@ Result<uint32_t> KdClient::write_chunked(uint32_t api, uint64_t address,
         req.u.WriteMemory.TargetBaseAddress = address + done;
         req.u.WriteMemory.TransferCount = n;
         req.u.WriteMemory.ActualBytesWritten = flags;
-        auto reply = m_session.request(req, data.subspan(done, n));
+        auto reply = exchange(req, data.subspan(done, n));
         if (!reply) {
             return tl::unexpected(reply.error());
         }
@@ -110,7 +133,7 @@ Result<uint32_t> KdClient::write_physical(uint64_t address, std::span<const uint
 }
 
 Result<CONTEXT> KdClient::get_context(uint16_t processor) {
-    auto reply = m_session.request(make(DbgKdGetContextApi, processor));
+    auto reply = exchange(make(DbgKdGetContextApi, processor));
     if (!reply) {
         return tl::unexpected(reply.error());
     }
@@ -133,7 +156,7 @@ Result<void> KdClient::set_context(uint16_t processor, const CONTEXT& context) {
     req.u.SetContext.ContextFlags = context.ContextFlags;
     std::vector<uint8_t> data;
     kd_append(data, context);
-    auto reply = m_session.request(req, data);
+    auto reply = exchange(req, data);
     if (!reply) {
         return tl::unexpected(reply.error());
     }
@@ -142,6 +165,59 @@ Result<void> KdClient::set_context(uint16_t processor, const CONTEXT& context) {
                           "SetContext failed with status " +
                               status_text(reply->header.ReturnStatus),
                           reply->header.ReturnStatus);
+    }
+    return {};
+}
+
+Result<std::vector<uint8_t>> KdClient::get_context_ex(uint16_t processor, uint32_t offset,
+                                                      uint32_t count) {
+    auto req = make(DbgKdGetContextExApi, processor);
+    req.u.ContextEx.Offset = offset;
+    req.u.ContextEx.ByteCount = count;
+    auto reply = exchange(req);
+    if (!reply) {
+        return tl::unexpected(reply.error());
+    }
+    if (!nt_success(reply->header.ReturnStatus)) {
+        return make_error(Errc::TargetStatus,
+                          "GetContextEx failed with status " +
+                              status_text(reply->header.ReturnStatus),
+                          reply->header.ReturnStatus);
+    }
+    const auto& ex = reply->header.u.ContextEx;
+    if (ex.Offset != offset || ex.ByteCount != count) {
+        return make_error(Errc::Malformed, "GetContextEx reply for another range (" +
+                                               std::to_string(ex.Offset) + "+" +
+                                               std::to_string(ex.ByteCount) + ")");
+    }
+    if (ex.BytesCopied != count || reply->data.size() < count) {
+        return make_error(Errc::Malformed, "GetContextEx reply too short (" +
+                                               std::to_string(ex.BytesCopied) + " copied, " +
+                                               std::to_string(reply->data.size()) + " bytes)");
+    }
+    return std::vector<uint8_t>(reply->data.begin(), reply->data.begin() + count);
+}
+
+Result<void> KdClient::set_context_ex(uint16_t processor, uint32_t offset,
+                                      std::span<const uint8_t> bytes) {
+    auto req = make(DbgKdSetContextExApi, processor);
+    req.u.ContextEx.Offset = offset;
+    req.u.ContextEx.ByteCount = static_cast<uint32_t>(bytes.size());
+    auto reply = exchange(req, bytes);
+    if (!reply) {
+        return tl::unexpected(reply.error());
+    }
+    if (!nt_success(reply->header.ReturnStatus)) {
+        return make_error(Errc::TargetStatus,
+                          "SetContextEx failed with status " +
+                              status_text(reply->header.ReturnStatus),
+                          reply->header.ReturnStatus);
+    }
+    if (reply->header.u.ContextEx.BytesCopied != bytes.size()) {
+        return make_error(Errc::Malformed,
+                          "SetContextEx wrote " +
+                              std::to_string(reply->header.u.ContextEx.BytesCopied) + " of " +
+                              std::to_string(bytes.size()) + " bytes");
     }
     return {};
 }
@@ -158,7 +234,7 @@ Result<uint32_t> KdClient::write_control_space(uint16_t processor, uint64_t inde
 Result<uint32_t> KdClient::write_breakpoint(uint64_t address) {
     auto req = make(DbgKdWriteBreakPointApi, m_processor);
     req.u.WriteBreakPoint.BreakPointAddress = address;
-    auto reply = m_session.request(req);
+    auto reply = exchange(req);
     if (!reply) {
         return tl::unexpected(reply.error());
     }
@@ -174,7 +250,7 @@ Result<uint32_t> KdClient::write_breakpoint(uint64_t address) {
 Result<void> KdClient::restore_breakpoint(uint32_t handle) {
     auto req = make(DbgKdRestoreBreakPointApi, m_processor);
     req.u.RestoreBreakPoint.BreakPointHandle = handle;
-    auto reply = m_session.request(req);
+    auto reply = exchange(req);
     if (!reply) {
         return tl::unexpected(reply.error());
     }
@@ -191,7 +267,7 @@ Result<void> KdClient::continue2(uint32_t status, const AMD64_DBGKD_CONTROL_SET&
     auto req = make(DbgKdContinueApi2, m_processor);
     req.u.Continue2.ContinueStatus = status;
     req.u.Continue2.ControlSet = control;
-    auto r = m_session.send_no_reply(req);
+    auto r = send_only(req);
     if (r) {
         m_session.on_resumed();
     }
@@ -201,7 +277,7 @@ Result<void> KdClient::continue2(uint32_t status, const AMD64_DBGKD_CONTROL_SET&
 Result<void> KdClient::continue1(uint32_t status) {
     auto req = make(DbgKdContinueApi, m_processor);
     req.u.Continue.ContinueStatus = status;
-    auto r = m_session.send_no_reply(req);
+    auto r = send_only(req);
     if (r) {
         m_session.on_resumed();
     }
@@ -209,7 +285,7 @@ Result<void> KdClient::continue1(uint32_t status) {
 }
 
 Result<void> KdClient::reboot() {
-    auto r = m_session.send_no_reply(make(DbgKdRebootApi, m_processor));
+    auto r = send_only(make(DbgKdRebootApi, m_processor));
     if (r) {
         m_session.on_resumed();
     }
@@ -217,7 +293,7 @@ Result<void> KdClient::reboot() {
 }
 
 Result<void> KdClient::cause_bugcheck() {
-    auto r = m_session.send_no_reply(make(DbgKdCauseBugCheckApi, m_processor));
+    auto r = send_only(make(DbgKdCauseBugCheckApi, m_processor));
     if (r) {
         m_session.on_resumed();
     }
@@ -227,7 +303,7 @@ Result<void> KdClient::cause_bugcheck() {
 Result<void> KdClient::page_in(uint64_t address) {
     auto req = make(DbgKdPageInApi, m_processor);
     req.u.ReadMemory.TargetBaseAddress = address;
-    auto reply = m_session.request(req);
+    auto reply = exchange(req);
     if (!reply) {
         return tl::unexpected(reply.error());
     }
@@ -240,7 +316,7 @@ Result<void> KdClient::page_in(uint64_t address) {
 }
 
 Result<void> KdClient::switch_processor(uint16_t processor) {
-    auto r = m_session.send_no_reply(make(DbgKdSwitchProcessor, processor));
+    auto r = send_only(make(DbgKdSwitchProcessor, processor));
     if (r) {
         m_session.on_resumed();
     }

@@ -1,0 +1,190 @@
+// Benchmark (not a test): what a stop costs on a serial cable. Starts kdsim on a pty paced like a
+// UART, attaches with -b as kdcart does (up to the first prompt: connection banner, vertarget
+// lines, the stop), then runs `t` and `p` through the real command loop, each step printing
+// what kdcart prints (registers and the code line). Prints steps/s, wire bytes per step split by
+// manipulate API, attach seconds and bytes, and the floor: the time those bytes take at
+// baud/10 bytes per second.
+//
+//   kd_step_bench [--kdsim PATH] [--baud 115200] [--steps 40]
+#include "cli/Repl.h"
+#include "cli/SimLauncher.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <string>
+
+using namespace kdcart;
+using namespace std::chrono;
+
+namespace {
+
+// Keeps what kdcart would print, so that a failing run can say why.
+struct Capture : cli::Output {
+    std::string text;
+    void write(std::string_view t) override {
+        text += t;
+        if (text.size() > 64 * 1024) {
+            text.erase(0, text.size() - 16 * 1024);
+        }
+    }
+};
+
+struct Totals {
+    double seconds = 0;
+    uint64_t bytes = 0;
+    std::map<uint32_t, protocol::ApiTraffic> apis;
+};
+
+uint64_t link_bytes(engine::Debugger& dbg) {
+    const auto s = dbg.session().link_stats();
+    return s.bytes_in + s.bytes_out;
+}
+
+void print_split(const Totals& t, double per, double floor_rate) {
+    uint64_t in_apis = 0;
+    for (const auto& [api, traffic] : t.apis) {
+        in_apis += traffic.bytes();
+        std::printf("    %-22s %8.1f requests %8.1f bytes\n", protocol::manipulate_api_name(api),
+                    traffic.requests / per, traffic.bytes() / per);
+    }
+    std::printf("    %-22s %17s %8.1f bytes\n", "(state changes, other)", "",
+                (t.bytes - in_apis) / per);
+    std::printf("    %-22s %17s %8.1f bytes = %.3f s at %.0f B/s\n", "total", "", t.bytes / per,
+                t.bytes / per / floor_rate, floor_rate);
+}
+
+// Runs `line` (which leaves the target stopped) and accounts for it.
+bool measure(cli::Repl& repl, engine::Debugger& dbg, const std::string& line, Totals& into) {
+    const uint64_t b0 = link_bytes(dbg);
+    dbg.client().reset_traffic();
+    const auto t0 = steady_clock::now();
+    repl.execute_line(line);
+    into.seconds += duration<double>(steady_clock::now() - t0).count();
+    into.bytes += link_bytes(dbg) - b0;
+    for (const auto& [api, t] : dbg.client().traffic()) {
+        auto& a = into.apis[api];
+        a.requests += t.requests;
+        a.bytes_in += t.bytes_in;
+        a.bytes_out += t.bytes_out;
+    }
+    return dbg.state() == engine::RunState::Stopped;
+}
+
+// Puts the target at the start of kdtest!KdTestUpdate (a call in kdtest's loop).
+bool park(cli::Repl& repl, engine::Debugger& dbg, Capture& out) {
+    repl.execute_line("bp kdtest!KdTestUpdate");
+    repl.execute_line("g");
+    repl.execute_line("bc *");
+    if (dbg.state() != engine::RunState::Stopped || !dbg.last_stop().breakpoint_id) {
+        std::fprintf(stderr, "bench: could not stop in kdtest!KdTestUpdate:\n%s\n",
+                     out.text.c_str());
+        return false;
+    }
+    // The stop's registers, as the user would see them before stepping: each measured step then
+    // pays for its own stop only.
+    (void)dbg.context();
+    return true;
+}
+
+int run(const std::string& kdsim, unsigned baud, int steps) {
+    cli::SimLauncher sim;
+    cli::SimOptions so;
+    so.kdsim_path = kdsim;
+    so.baud = baud;
+    auto pty = sim.start_pty(so);
+    if (!pty) {
+        std::fprintf(stderr, "bench: %s\n", pty.error().message.c_str());
+        return 1;
+    }
+    const auto t_attach = steady_clock::now();
+    auto stream = transport::open_serial(*pty, baud);
+    if (!stream) {
+        std::fprintf(stderr, "bench: %s\n", stream.error().message.c_str());
+        return 1;
+    }
+    Capture out;
+    cli::Repl repl(out);
+    engine::Debugger dbg(transport::make_kdcom_link(std::move(*stream)), &repl);
+    repl.set_debugger(&dbg);
+    engine::AttachOptions ao;
+    ao.break_in = true;
+    ao.connect_timeout = seconds(60);
+    auto first = dbg.attach(ao);
+    if (!first) {
+        std::fprintf(stderr, "bench: attach: %s\n", first.error().message.c_str());
+        return 1;
+    }
+    repl.announce_connection(*first);
+    Totals attach;
+    attach.seconds = duration<double>(steady_clock::now() - t_attach).count();
+    attach.bytes = link_bytes(dbg);
+    attach.apis = dbg.client().traffic();
+
+    const double floor_rate = baud / 10.0; // 8N1: 10 bits per byte
+    std::printf("link            : pty paced at %u baud (%.0f bytes/s)\n", baud, floor_rate);
+    std::printf("attach (-b)     : %.2f s, %llu wire bytes (floor %.2f s)\n", attach.seconds,
+                static_cast<unsigned long long>(attach.bytes), attach.bytes / floor_rate);
+    print_split(attach, 1, floor_rate);
+
+    for (const char* cmd : {"t", "p"}) {
+        if (!park(repl, dbg, out)) {
+            return 1;
+        }
+        Totals t;
+        int calls_stepped_over = 0;
+        for (int i = 0; i < steps; ++i) {
+            if (!measure(repl, dbg, cmd, t) || !dbg.last_stop().step_complete) {
+                std::fprintf(stderr, "bench: `%s` did not complete:\n%s\n", cmd, out.text.c_str());
+                return 1;
+            }
+            if (dbg.client().traffic().count(protocol::DbgKdWriteBreakPointApi)) {
+                ++calls_stepped_over;
+            }
+        }
+        std::printf("\n%s x %d        : %.2f s, %.2f steps/s, %.0f wire bytes/step (floor %.3f s "
+                    "= %.1f steps/s, %.0f%% of it)\n",
+                    cmd, steps, t.seconds, steps / t.seconds, static_cast<double>(t.bytes) / steps,
+                    t.bytes / floor_rate / steps, floor_rate * steps / t.bytes,
+                    100.0 * (t.bytes / floor_rate) / t.seconds);
+        if (calls_stepped_over) {
+            std::printf("                  (%d of the steps were over a call: a breakpoint "
+                        "written and removed)\n",
+                        calls_stepped_over);
+        }
+        print_split(t, steps, floor_rate);
+    }
+    const auto& c = dbg.session().counters();
+    std::printf("\nretransmits %llu, resends %llu, bad packets %llu\n",
+                static_cast<unsigned long long>(c.retransmits),
+                static_cast<unsigned long long>(c.resends_received),
+                static_cast<unsigned long long>(dbg.session().link_stats().bad_packets));
+    (void)dbg.detach();
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string kdsim = cli::default_kdsim_path();
+    unsigned baud = 115200;
+    int steps = 40;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--kdsim" && i + 1 < argc) {
+            kdsim = argv[++i];
+        } else if (a == "--baud" && i + 1 < argc) {
+            baud = static_cast<unsigned>(std::stoul(argv[++i]));
+        } else if (a == "--steps" && i + 1 < argc) {
+            steps = std::stoi(argv[++i]);
+        } else {
+            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--baud N] [--steps N]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (baud == 0 || steps <= 0) {
+        std::fprintf(stderr, "bench: --baud and --steps must be positive\n");
+        return 2;
+    }
+    return run(kdsim, baud, steps);
+}
