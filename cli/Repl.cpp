@@ -206,8 +206,18 @@ Repl::Flow Repl::execute_line(const std::string& line) {
         if (cmd.empty()) {
             continue;
         }
+        // A Ctrl+C while the target is stopped is for the command it interrupts, never a
+        // break-in later: one left from before this command is dropped, and one that came
+        // during it ends the command (long ones stop before their next request) and the rest
+        // of the line.
+        if (m_dbg->state() != engine::RunState::Running) {
+            g_interrupt.store(false);
+        }
         if (run_command(cmd) == Flow::Quit) {
             return Flow::Quit;
+        }
+        if (m_dbg->state() != engine::RunState::Running && g_interrupt.exchange(false)) {
+            return Flow::Continue;
         }
         if (m_dbg->state() == engine::RunState::Running) {
             if (!wait_while_running()) {
@@ -238,18 +248,9 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     std::string word = lower(cmd.substr(0, i));
     std::string_view args = trim(cmd.substr(i));
 
-    // d* commands take the address right after the letters (dq nt), and also "dqs"... keep the
-    // set WinDbg users type.
-    static const char* kDisplay[] = {"db", "dw", "dd", "dq", "dp", "dc", "da", "du", "d"};
-    for (const char* d : kDisplay) {
-        if (word == d) {
-            cmd_display(word == "d" ? m_last_display : word, args, false);
-            return Flow::Continue;
-        }
-        if (word == std::string("!") + d && word != "!d") {
-            cmd_display(word.substr(1), args, true);
-            return Flow::Continue;
-        }
+    // d*, e*, s, f, .writemem, .readmem (MemoryCommands.cpp); r, rM, rm (RegisterCommands.cpp)
+    if (run_memory_command(cmd) || run_register_command(cmd)) {
+        return Flow::Continue;
     }
     // Run control exists only on a live target (WinDbg's wording on a dump).
     static const char* kRunOnly[] = {"g",  "t",  "p",  "gu", "bp", "bu", "bm", "ba",
@@ -285,10 +286,6 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
         cmd_stack(word, args);
     } else if (word == "g") {
         cmd_go(args);
-    } else if (word == "r") {
-        cmd_registers(args);
-    } else if (word == "eb" || word == "ew" || word == "ed" || word == "eq" || word == "ep") {
-        cmd_enter(word, args);
     } else if (word == "vertarget") {
         cmd_vertarget(false);
     } else if (word == "version") {
@@ -336,186 +333,6 @@ void Repl::cmd_go(std::string_view args) {
     }
     if (auto r = m_dbg->go(); !r) {
         error("Could not resume the target: " + r.error().message);
-    }
-}
-
-void Repl::cmd_registers(std::string_view args) {
-    auto ctx = m_dbg->context();
-    if (!ctx) {
-        error("Unable to get the registers: " + ctx.error().message);
-        return;
-    }
-    if (args.empty()) {
-        print(format_registers(*ctx));
-        print(code_line(ctx->Rip));
-        return;
-    }
-    // r rax  |  r rax=5  |  r rax=5, rbx=6  |  r rax, rbx
-    CONTEXT c = *ctx;
-    bool changed = false;
-    std::string out;
-    std::string a(args);
-    size_t pos = 0;
-    while (pos <= a.size()) {
-        size_t comma = a.find(',', pos);
-        std::string item(trim(std::string_view(a).substr(
-            pos, comma == std::string::npos ? std::string::npos : comma - pos)));
-        pos = comma == std::string::npos ? a.size() + 1 : comma + 1;
-        if (item.empty()) {
-            continue;
-        }
-        auto eq = item.find('=');
-        std::string name = lower(trim(std::string_view(item).substr(0, eq)));
-        if (!name.empty() && name[0] == '@') {
-            name.erase(0, 1);
-        }
-        if (eq == std::string::npos) {
-            auto v = get_register(c, name);
-            if (!v) {
-                error("Bad register error in 'r " + item + "'");
-                return;
-            }
-            out += format_register(name, *v) + "\n";
-            continue;
-        }
-        auto cb = m_dbg->expression_callbacks();
-        auto value = evaluate_expression(trim(std::string_view(item).substr(eq + 1)), cb);
-        if (!value) {
-            error(value.error().message);
-            return;
-        }
-        if (!set_register(c, name, *value)) {
-            error("Bad register error in 'r " + item + "'");
-            return;
-        }
-        changed = true;
-    }
-    if (changed) {
-        if (auto r = m_dbg->set_context(c); !r) {
-            error("Unable to set the registers: " + r.error().message);
-            return;
-        }
-    }
-    print(out);
-}
-
-void Repl::cmd_display(std::string_view name, std::string_view args, bool physical) {
-    std::string kind_name(name);
-    if (kind_name == "dp") {
-        kind_name = "dq";
-    }
-    auto kind = display_kind_from_command(kind_name);
-    if (!kind) {
-        error("Unknown display command " + std::string(name));
-        return;
-    }
-    if (!physical) {
-        m_last_display = std::string(name);
-    }
-    auto cb = m_dbg->expression_callbacks();
-    const size_t elem = display_element_size(*kind);
-    uint64_t start = 0;
-    uint64_t count = display_default_count(*kind);
-    if (args.empty()) {
-        if (!m_next_display) {
-            error("No previous address; give one (e.g. " + std::string(name) + " nt)");
-            return;
-        }
-        start = *m_next_display;
-    } else {
-        auto range = parse_range(args, cb, count, elem);
-        if (!range) {
-            error(range.error().message);
-            return;
-        }
-        start = range->start;
-        count = range->count;
-    }
-    const uint64_t bytes = count * elem;
-    if (bytes > 16 * 1024 * 1024) {
-        error("Range error in '" + std::string(args) + "' (more than 16 MiB)");
-        return;
-    }
-    auto block = physical ? m_dbg->read_physical(start, bytes) : m_dbg->read_virtual(start, bytes);
-    if (!block) {
-        error("Memory read failed: " + block.error().message);
-        return;
-    }
-    uint64_t next = start + bytes;
-    const bool is_string = *kind == DisplayKind::Ascii || *kind == DisplayKind::Unicode;
-    std::string text = is_string ? format_string_display(*kind, *block, &next)
-                                 : format_memory(*kind, *block);
-    if (physical) {
-        // WinDbg marks physical addresses with '#'.
-        std::string marked;
-        size_t p = 0;
-        while (p < text.size()) {
-            size_t nl = text.find('\n', p);
-            std::string ln = text.substr(p, nl == std::string::npos ? std::string::npos : nl - p + 1);
-            marked += "#" + ln;
-            if (nl == std::string::npos) {
-                break;
-            }
-            p = nl + 1;
-        }
-        text = marked;
-    }
-    print(text);
-    if (!physical) {
-        m_next_display = next;
-    }
-}
-
-void Repl::cmd_enter(std::string_view name, std::string_view args) {
-    unsigned size = name == "eb" ? 1 : name == "ew" ? 2 : name == "ed" ? 4 : 8;
-    auto cb = m_dbg->expression_callbacks();
-    std::vector<std::string> tokens;
-    std::string tok;
-    for (char c : args) {
-        if (std::isspace(static_cast<unsigned char>(c))) {
-            if (!tok.empty()) {
-                tokens.push_back(tok);
-                tok.clear();
-            }
-        } else {
-            tok.push_back(c);
-        }
-    }
-    if (!tok.empty()) {
-        tokens.push_back(tok);
-    }
-    if (tokens.size() < 2) {
-        error("Usage: " + std::string(name) + " ADDRESS VALUE [VALUE...]");
-        return;
-    }
-    auto addr = evaluate_expression(tokens[0], cb);
-    if (!addr) {
-        error(addr.error().message);
-        return;
-    }
-    std::vector<uint8_t> data;
-    for (size_t i = 1; i < tokens.size(); ++i) {
-        auto v = evaluate_expression(tokens[i], cb);
-        if (!v) {
-            error(v.error().message);
-            return;
-        }
-        if (size < 8 && *v >= (1ull << (size * 8)) && (~*v >> (size * 8 - 1)) != 0) {
-            error("Overflow in '" + tokens[i] + "' for a " + std::to_string(size) +
-                  "-byte value");
-            return;
-        }
-        for (unsigned b = 0; b < size; ++b) {
-            data.push_back(static_cast<uint8_t>(*v >> (8 * b)));
-        }
-    }
-    auto wrote = m_dbg->write_virtual(*addr, data);
-    if (!wrote) {
-        error("Memory write failed: " + wrote.error().message);
-        return;
-    }
-    if (*wrote < data.size()) {
-        error("Memory access error at '" + format_address(*addr + *wrote) + "'");
     }
 }
 

@@ -68,9 +68,19 @@ private:
     void error(std::string_view text);
 
     void cmd_go(std::string_view args);
-    void cmd_registers(std::string_view args);
+    // memory (MemoryCommands.cpp): d*, e*, s, f, .writemem, .readmem; true = it was one
+    bool run_memory_command(std::string_view cmd);
     void cmd_display(std::string_view name, std::string_view args, bool physical);
     void cmd_enter(std::string_view name, std::string_view args);
+    void cmd_enter_string(std::string_view name, std::string_view args);
+    void cmd_search(std::string_view args);
+    void cmd_fill(std::string_view args);
+    void cmd_writemem(std::string_view args);
+    void cmd_readmem(std::string_view args);
+    // registers (RegisterCommands.cpp): r, rM, rF, rX, rm; true = it was one
+    bool run_register_command(std::string_view cmd);
+    void cmd_registers(std::string_view args);
+    void print_register_groups(uint32_t mask);
     void cmd_vertarget(bool full);
     void cmd_lm(std::string_view args);
     void cmd_evaluate(std::string_view args);
@@ -103,6 +113,7 @@ private:
     int m_exit_code = 0;
     // `d` without arguments continues where the last display stopped.
     std::string m_last_display = "db";
+    uint32_t m_register_mask = 0x3; // rm: the groups `r` shows (integer state)
     std::optional<uint64_t> m_next_display;
     std::optional<uint64_t> m_next_unassemble;
     bool m_at_line_start = true;

@@ -8,6 +8,7 @@ namespace kdcart::engine {
 namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMaxRange = 256ull * 1024 * 1024;
+constexpr size_t kMaxCachedPages = 2048; // 8 MiB of target memory
 
 std::string hex(uint64_t v) {
     char buf[24];
@@ -22,6 +23,11 @@ Result<MemoryBlock> Memory::read_virtual(uint64_t address, size_t size) {
     }
     if (size > kMaxRange || address + size < address) {
         return make_error(Errc::InvalidArgument, "range too large");
+    }
+    // The cache is bounded: past kMaxCachedPages it starts over (long reads stream past it,
+    // see MemoryStream.h; this keeps a run of many small reads from holding everything).
+    if (m_pages.size() > kMaxCachedPages) {
+        m_pages.clear();
     }
     // Collect the byte ranges no cached page can answer, page by page, coalescing neighbours.
     std::vector<std::pair<uint64_t, uint64_t>> missing; // [start, end)

@@ -1,7 +1,8 @@
 #pragma once
 // Target memory as the debugger sees it: virtual reads through a page cache that lives while the
-// target is stopped (cleared on resume and by writes), physical reads and writes, and address
-// translation through the target's own page tables. Works over any Target.
+// target is stopped (cleared on resume and by writes, and bounded: it starts over past 8 MiB),
+// physical reads and writes, and address translation through the target's own page tables.
+// Works over any Target.
 #include "engine/AddressTranslation.h"
 #include "engine/Target.h"
 
