@@ -3,6 +3,9 @@
 //   com:port=/dev/ttyS0[,baud=115200]     real serial port or pty
 //   com:pipe,port=/path/to/socket          AF_UNIX stream socket (QEMU/VirtualBox "pipe")
 //   com:tcp,port=HOST:PORT                 TCP byte stream (VM serial over TCP)
+//   1394:channel=N[,device=/dev/fwX]       IEEE 1394 (firewire-cdev), channel 0-62
+//   1394:channel=N,bus=sim:PATH            the simulated 1394 bus kdsim serves at PATH
+//   (1394 also takes nodma: physical memory in KD packets instead of by DMA)
 #include "transport/Error.h"
 
 #include <string>
@@ -10,11 +13,15 @@
 namespace kdcart::cli {
 
 struct ConnectionSpec {
-    enum class Kind { Serial, Pipe, Tcp, Net } kind = Kind::Serial;
+    enum class Kind { Serial, Pipe, Tcp, Net, Ieee1394 } kind = Kind::Serial;
     std::string port;      // device path, socket path or HOST:PORT
     unsigned baud = 115200;
     std::string key;       // KDNET
     std::string host_ip;   // KDNET
+    uint32_t channel = 0;  // 1394
+    std::string device;    // 1394: one /dev/fwN instead of all of them
+    std::string sim_bus;   // 1394: socket path of the simulated bus (bus=sim:PATH)
+    bool dma = true;       // 1394: physical memory by DMA (nodma: in KD packets, as on serial)
 };
 
 [[nodiscard]] Result<ConnectionSpec> parse_connection_string(const std::string& text);

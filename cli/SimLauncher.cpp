@@ -47,6 +47,16 @@ Result<void> SimLauncher::start_kdnet(const SimOptions& options, uint16_t host_p
     return {};
 }
 
+Result<std::string> SimLauncher::start_1394(const SimOptions& options, uint32_t channel) {
+    std::string dir = "/tmp";
+    if (const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+        xdg != nullptr && xdg[0] == '/' && ::access(xdg, W_OK | X_OK) == 0) {
+        dir = xdg;
+    }
+    const std::string path = dir + "/kdsim-1394-" + std::to_string(::getpid()) + ".sock";
+    return spawn(options, {"--1394", path, "--1394-channel", std::to_string(channel)}, "1394: ");
+}
+
 namespace {
 
 // Where kdsim's log goes: $XDG_RUNTIME_DIR (private to the user) or /tmp, one file per kdcart.

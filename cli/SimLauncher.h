@@ -30,6 +30,9 @@ public:
     // Starts `kdsim --kdnet 127.0.0.1:PORT --key KEY`: a KDNET target offering to our port.
     [[nodiscard]] Result<void> start_kdnet(const SimOptions& options, uint16_t host_port,
                                            const std::string& key);
+    // Starts `kdsim --1394 PATH --1394-channel N`, PATH a fresh socket in $XDG_RUNTIME_DIR or
+    // /tmp: a 1394 debug target on a simulated bus. Returns PATH.
+    [[nodiscard]] Result<std::string> start_1394(const SimOptions& options, uint32_t channel);
     // Stops kdsim (SIGTERM, then SIGKILL after a second). Removes the log file after a clean
     // exit; otherwise says on stderr how kdsim ended and where its log is.
     void stop();

@@ -3,6 +3,9 @@
 #include "cli/KdnetDecode.h"
 #include "cli/Repl.h"
 #include "cli/SimLauncher.h"
+#include "transport/FwCdev.h"
+#include "transport/FwSimBus.h"
+#include "transport/Ieee1394Link.h"
 #include "transport/KdnetLink.h"
 #include "transport/PacketLink.h"
 
@@ -85,11 +88,31 @@ Result<std::unique_ptr<transport::PacketLink>> open_link(const cli::ConnectionSp
         cfg.key = spec.key;
         return transport::make_kdnet_host_link(cfg);
     }
+    case Kind::Ieee1394:
+        return make_error(Errc::InvalidArgument, "1394 links are opened by open_1394_link");
     }
     if (!stream) {
         return tl::unexpected(stream.error());
     }
     return transport::make_kdcom_link(std::move(*stream));
+}
+
+// 1394: the mailbox link, and in `port` the target's memory for physical DMA.
+Result<std::unique_ptr<transport::PacketLink>>
+open_1394_link(const cli::ConnectionSpec& spec, std::shared_ptr<transport::Ieee1394Port>& port) {
+    transport::Ieee1394Config cfg;
+    cfg.channel = spec.channel;
+    const bool sim = !spec.sim_bus.empty();
+    auto enumerate = sim ? transport::make_sim_enumerator(spec.sim_bus)
+                         : transport::make_cdev_enumerator(spec.device);
+    std::string where = sim ? "simulated bus " + spec.sim_bus
+                            : "looking on " + (spec.device.empty() ? "/dev/fw*" : spec.device);
+    auto opened = transport::Ieee1394Port::open(std::move(enumerate), cfg, where);
+    if (!opened) {
+        return tl::unexpected(opened.error());
+    }
+    port = *opened;
+    return transport::make_ieee1394_link(port);
 }
 
 // A fresh KDNET key for the simulated target: four random base-36 parts.
@@ -218,10 +241,12 @@ int main(int argc, char** argv) {
     auto* k = app.add_option("-k", kstring,
                              "Connection: com:port=/dev/ttyS0[,baud=115200] | "
                              "com:pipe,port=/path/to/socket | com:tcp,port=HOST:PORT | "
-                             "net:port=50000,key=w.x.y.z[,hostip=A.B.C.D]");
+                             "net:port=50000,key=w.x.y.z[,hostip=A.B.C.D] | "
+                             "1394:channel=N[,device=/dev/fwX | ,bus=sim:PATH]");
     auto* s = app.add_option("--sim", sim,
                              "Start the simulated target (kdsim) and attach: com = virtual null-modem at "
-                             "115200 baud, net = KDNET on 127.0.0.1")
+                             "115200 baud, net = KDNET on 127.0.0.1, 1394 = a simulated 1394 "
+                             "bus")
                   ->expected(0, 1)
                   ->default_str("com");
     k->excludes(s);
@@ -312,8 +337,17 @@ int main(int argc, char** argv) {
                 return 1;
             }
             sim_link = std::move(*host);
+        } else if (sim == "1394") {
+            auto path = launcher.start_1394(so, 1);
+            if (!path) {
+                std::fprintf(stderr, "kdcart: %s\n", path.error().message.c_str());
+                return 1;
+            }
+            spec.kind = cli::ConnectionSpec::Kind::Ieee1394;
+            spec.channel = 1;
+            spec.sim_bus = *path;
         } else {
-            std::fprintf(stderr, "kdcart: --sim %s is not in this build (com, net)\n",
+            std::fprintf(stderr, "kdcart: --sim %s is not in this build (com, net, 1394)\n",
                          sim.c_str());
             return 2;
         }
@@ -326,8 +360,10 @@ int main(int argc, char** argv) {
         spec = *parsed;
     }
 
+    std::shared_ptr<transport::Ieee1394Port> fw_port;
     auto link = sim_link ? Result<std::unique_ptr<transport::PacketLink>>(std::move(sim_link))
-                         : open_link(spec);
+                : spec.kind == cli::ConnectionSpec::Kind::Ieee1394 ? open_1394_link(spec, fw_port)
+                                                                    : open_link(spec);
     if (!link) {
         std::fprintf(stderr, "kdcart: %s\n", link.error().message.c_str());
         return 1;
@@ -344,6 +380,12 @@ int main(int argc, char** argv) {
     }
     engine::Debugger dbg(std::move(*link), &repl, session_options);
     repl.set_debugger(&dbg);
+    if (fw_port && spec.dma && dbg.live() != nullptr) {
+        // 1394: physical memory (!db, .dump) straight off the bus, not in KD packets.
+        dbg.live()->set_physical_reader([fw_port](uint64_t address, uint32_t size) {
+            return fw_port->read_physical(address, size);
+        });
+    }
 
     out.write("kdcart " KDCART_VERSION " - Windows kernel debugger for Linux\n");
     out.write("Opened " + dbg.session().describe_link() + "\n");

@@ -77,7 +77,25 @@ Result<uint32_t> LiveTarget::write_virtual(uint64_t address, std::span<const uin
 }
 
 Result<ReadResult> LiveTarget::read_physical(uint64_t address, uint32_t size) {
-    return m_client->read_physical(address, size);
+    if (!m_physical_reader) {
+        return m_client->read_physical(address, size);
+    }
+    ReadResult out;
+    if (auto dma = m_physical_reader(address, size)) {
+        out.bytes = std::move(*dma);
+    }
+    if (out.bytes.size() >= size) {
+        out.bytes.resize(size);
+        return out;
+    }
+    const auto done = static_cast<uint32_t>(out.bytes.size());
+    auto rest = m_client->read_physical(address + done, size - done);
+    if (!rest) {
+        return done != 0 ? Result<ReadResult>(std::move(out)) : rest;
+    }
+    out.bytes.insert(out.bytes.end(), rest->bytes.begin(), rest->bytes.end());
+    out.status = rest->status;
+    return out;
 }
 
 Result<uint32_t> LiveTarget::write_physical(uint64_t address, std::span<const uint8_t> data) {

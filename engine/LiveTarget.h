@@ -82,6 +82,11 @@ public:
     void notice(std::string_view text) { on_link_notice(text); }
     protocol::KdSession& session() { return *m_session; }
     protocol::KdClient& client() { return *m_client; }
+    // Physical memory without KD packets (1394: the host reads the target's RAM by physical
+    // DMA). Bytes from `address` on, fewer when the rest cannot be read that way; what it does
+    // not return (or everything, when it fails) is read with ReadPhysicalMemory packets.
+    using PhysicalReader = std::function<Result<std::vector<uint8_t>>(uint64_t, uint32_t)>;
+    void set_physical_reader(PhysicalReader reader) { m_physical_reader = std::move(reader); }
 
 private:
     // SessionDelegate
@@ -100,6 +105,7 @@ private:
     bool m_target_was_reset = false;
     std::map<uint16_t, uint64_t> m_cr3; // per processor, while stopped
     std::optional<protocol::DBGKD_GET_VERSION64> m_version;
+    PhysicalReader m_physical_reader; // 1394: physical memory by DMA (set_physical_reader)
     bool m_context_ex = true; // GetContextEx/SetContextEx not refused yet
 };
 

@@ -60,7 +60,18 @@ bool KdTarget::kdnet() const {
     return m_link && m_link->id_scheme() == transport::IdScheme::Kdnet;
 }
 
+// 1394 (kd-protocol.md §5.2): ids simply increase; delivery is the host clearing the mailbox,
+// which the link reports as an ACK.
+bool KdTarget::ieee1394() const {
+    return m_link && m_link->id_scheme() == transport::IdScheme::Kd1394;
+}
+
 void KdTarget::reset_ids(bool on_reset) {
+    if (ieee1394()) {
+        m_send_id = INITIAL_PACKET_ID;
+        m_recv_id = INITIAL_PACKET_ID;
+        return;
+    }
     if (kdnet()) {
         // A KDNET RESET resynchronises the host's ids; the target keeps counting its own
         // (the Win8.1 capture answers RESET with id 0x926). A reboot starts from 0.
@@ -75,7 +86,7 @@ void KdTarget::reset_ids(bool on_reset) {
 }
 
 bool KdTarget::ack_matches(uint32_t id) const {
-    if (kdnet()) {
+    if (kdnet() || ieee1394()) {
         return id == m_send_id;
     }
     return (id & ~SYNC_PACKET_ID) == (m_send_id & ~SYNC_PACKET_ID);
@@ -84,17 +95,22 @@ bool KdTarget::ack_matches(uint32_t id) const {
 void KdTarget::advance_send_id() {
     if (kdnet()) {
         m_send_id += 2;
+    } else if (ieee1394()) {
+        m_send_id += 1;
     } else {
         m_send_id = (m_send_id ^ 1) & ~SYNC_PACKET_ID;
     }
 }
 
 uint32_t KdTarget::next_recv_id(uint32_t id) const {
-    return kdnet() ? id + 2 : id ^ 1;
+    return kdnet() ? id + 2 : ieee1394() ? id + 1 : id ^ 1;
 }
 
 bool KdTarget::is_previous_recv_id(uint32_t id) const {
-    return kdnet() ? id + 2 == m_recv_id : id == (m_recv_id ^ 1);
+    if (kdnet() || ieee1394()) {
+        return id + (kdnet() ? 2 : 1) == m_recv_id;
+    }
+    return id == (m_recv_id ^ 1);
 }
 
 void KdTarget::attach(std::unique_ptr<transport::PacketLink> link) {
@@ -481,6 +497,9 @@ void KdTarget::handle_packet(const KdPacket& p) {
     }
     if (p.leader == CONTROL_PACKET_LEADER) {
         return; // an unknown control packet
+    }
+    if (ieee1394() && p.id != m_recv_id && !is_previous_recv_id(p.id)) {
+        m_recv_id = p.id; // the mailbox delivers in order: take the host's numbering
     }
     if (p.id == m_recv_id) {
         send_control(PACKET_TYPE_KD_ACKNOWLEDGE, p.id);

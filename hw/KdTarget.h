@@ -116,6 +116,7 @@ class KdTarget {
 
   private:
     bool kdnet() const;
+    bool ieee1394() const; // 1394 mailboxes: ids count up by 1, no ACK packets
     void reset_ids(bool on_reset);
     bool ack_matches(uint32_t id) const;
     void advance_send_id();

@@ -4,6 +4,9 @@
 //   kdsim --pty [--baud 115200]   prints "pty: /dev/pts/N" on stdout, then serves that pty
 //   kdsim --unix /tmp/kd.sock     listens there (VM "pipe" style)
 //   kdsim --tcp 5555              listens on 127.0.0.1:5555
+//   kdsim --1394 /tmp/fw.sock     a 1394 debug target (--1394-channel N, default 1) on the
+//                                 simulated bus served there (hw/SimFirewireBus.h); prints
+//                                 "1394: PATH"; --1394-fault reset-every=N,stuck-mailbox,plain-rom
 //
 // The machine runs freely (boot, DbgPrint) until a host breaks in. kdsim keeps running when the
 // host goes away; a new host can attach later. Logs go to stderr. With --pty, kdsim also exits
@@ -25,6 +28,7 @@
 // and $KDSIM_BUGCHECK_AFTER ("SECONDS CODE") when not on the command line; the fault options
 // from $KDSIM_CORRUPT_RATE, $KDSIM_DROP_RATE, $KDSIM_STALL_MS, $KDSIM_STALL_RATE, $KDSIM_SEED.
 #include "hw/KdTarget.h"
+#include "hw/SimFirewireBus.h"
 #include "hw/SimMachine.h"
 #include "transport/ByteStream.h"
 #include "transport/FaultInjection.h"
@@ -157,6 +161,19 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({2, 4, 5}))
         ->capture_default_str();
     kdnet_opt->excludes(pty_opt)->excludes(unix_opt)->excludes(tcp_opt);
+    std::string fw_socket;
+    std::string fw_faults;
+    hw::Sim1394Options fw_options;
+    auto* fw_opt = app.add_option("--1394", fw_socket,
+                                  "be a 1394 debug target on the simulated bus served at this "
+                                  "AF_UNIX socket path");
+    app.add_option("--1394-channel", fw_options.channel, "1394 debug channel (0-62)")
+        ->check(CLI::Range(0, 62))
+        ->capture_default_str();
+    app.add_option("--1394-fault", fw_faults,
+                   "simulated bus faults: reset-every=N, stuck-mailbox, plain-rom")
+        ->envname("KDSIM_1394_FAULT");
+    fw_opt->excludes(pty_opt)->excludes(unix_opt)->excludes(tcp_opt)->excludes(kdnet_opt);
     app.add_option("--baud", baud, "pace the line like a UART at this rate (0 = unpaced)")
         ->capture_default_str();
     app.add_option("--cpus", cpus, "number of processors")
@@ -223,8 +240,14 @@ int main(int argc, char** argv) {
     spdlog::set_default_logger(logger);
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::info);
 
-    if (!use_pty && unix_path.empty() && tcp_port == 0 && kdnet_host.empty()) {
-        spdlog::error("choose a link: --pty, --unix PATH, --tcp PORT or --kdnet HOSTIP:PORT");
+    if (!use_pty && unix_path.empty() && tcp_port == 0 && kdnet_host.empty() &&
+        fw_socket.empty()) {
+        spdlog::error("choose a link: --pty, --unix PATH, --tcp PORT, --kdnet HOSTIP:PORT or "
+                      "--1394 PATH");
+        return 2;
+    }
+    if (std::string fw_error; !hw::parse_1394_faults(fw_faults, fw_options, fw_error)) {
+        spdlog::error("--1394-fault: {}", fw_error);
         return 2;
     }
 
@@ -294,7 +317,7 @@ int main(int argc, char** argv) {
     }
     hw::KdTarget target(**machine, target_options);
     std::unique_ptr<transport::StreamListener> listener;
-    if (use_pty || !kdnet_host.empty()) {
+    if (use_pty || !kdnet_host.empty() || !fw_socket.empty()) {
         // Whoever started us (kdcart --sim) owns the other end: when it dies without stopping
         // us, leave too instead of lingering as an orphan.
         pid_t parent = ::getppid();
@@ -335,6 +358,16 @@ int main(int argc, char** argv) {
             return 1;
         }
         std::printf("kdnet: %s\n", (*link)->describe().c_str());
+        std::fflush(stdout);
+        target.attach(std::move(*link));
+    } else if (!fw_socket.empty()) {
+        fw_options.socket_path = fw_socket;
+        auto link = hw::make_sim_1394_target_link(**machine, fw_options);
+        if (!link) {
+            spdlog::error("cannot serve the simulated 1394 bus: {}", link.error().message);
+            return 1;
+        }
+        std::printf("1394: %s\n", fw_socket.c_str());
         std::fflush(stdout);
         target.attach(std::move(*link));
     } else {
