@@ -351,11 +351,8 @@ const struct {
 
 void Repl::cmd_sx(std::string_view word, std::string_view args) {
     args = trim(args);
-    if (args == "ld" || args == "ld:*") {
-        m_dbg->set_break_on_module_load(word == "sxe");
-        print(std::string("Module load events: ") + (word == "sxe" ? "break" : "continue") +
-              "\n");
-        return;
+    if (cmd_sx_module(word, args)) {
+        return; // ld / ud (EventCommands.cpp)
     }
     using P = engine::Debugger::ExceptionPolicy;
     const P policy = word == "sxe"   ? P::Break

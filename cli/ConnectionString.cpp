@@ -1,5 +1,6 @@
 #include "cli/ConnectionString.h"
 
+#include <cctype>
 #include <sstream>
 
 namespace kdcart::cli {
@@ -52,6 +53,31 @@ Result<ConnectionSpec> parse_1394(const std::string& text, const std::string& op
     return spec;
 }
 
+std::string lower_ascii(std::string s) {
+    for (auto& c : s) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    return s;
+}
+
+// WinDbg names serial ports COM1, com2 or \\.\COM10; here they are /dev/ttyS0, /dev/ttyS1...
+// (what Linux calls the built-in UARTs). Anything else (/dev/ttyUSB0, a pty) is taken as it is.
+std::string serial_device(const std::string& port) {
+    std::string p = port;
+    if (p.rfind("\\\\.\\", 0) == 0) {
+        p = p.substr(4);
+    }
+    const std::string l = lower_ascii(p);
+    if (l.size() > 3 && l.size() <= 6 && l.rfind("com", 0) == 0 &&
+        l.find_first_not_of("0123456789", 3) == std::string::npos) {
+        const unsigned long n = std::stoul(l.substr(3));
+        if (n >= 1 && n <= 256) {
+            return "/dev/ttyS" + std::to_string(n - 1);
+        }
+    }
+    return port;
+}
+
 } // namespace
 
 Result<ConnectionSpec> parse_connection_string(const std::string& text) {
@@ -61,7 +87,7 @@ Result<ConnectionSpec> parse_connection_string(const std::string& text) {
                           "connection string '" + text +
                               "' has no transport (com:, net:, 1394:)");
     }
-    const std::string kind = text.substr(0, colon);
+    const std::string kind = lower_ascii(text.substr(0, colon)); // WinDbg: case does not matter
     if (kind == "1394") {
         return parse_1394(text, text.substr(colon + 1));
     }
@@ -77,12 +103,13 @@ Result<ConnectionSpec> parse_connection_string(const std::string& text) {
     std::stringstream ss(text.substr(colon + 1));
     std::string item;
     bool have_port = false;
+    std::string ipport; // com:ipport=P,port=HOST: serial over TCP (WinDbg's spelling)
     while (std::getline(ss, item, ',')) {
         if (item.empty()) {
             continue;
         }
         auto eq = item.find('=');
-        std::string k = item.substr(0, eq);
+        std::string k = lower_ascii(item.substr(0, eq));
         std::string v = eq == std::string::npos ? "" : item.substr(eq + 1);
         if (k == "pipe" && eq == std::string::npos) {
             spec.kind = ConnectionSpec::Kind::Pipe;
@@ -102,10 +129,14 @@ Result<ConnectionSpec> parse_connection_string(const std::string& text) {
             } catch (...) {
                 return make_error(Errc::InvalidArgument, "bad baud rate '" + v + "'");
             }
+        } else if (k == "ipport" && !v.empty() && spec.kind != ConnectionSpec::Kind::Net) {
+            ipport = v;
         } else if (k == "key") {
             spec.key = v;
         } else if (k == "hostip") {
             spec.host_ip = v;
+        } else if (k == "target" && spec.kind == ConnectionSpec::Kind::Net && !v.empty()) {
+            spec.target = v;
         } else if (k == "reconnect" || k == "resets") {
             // accepted for WinDbg compatibility; kdcart always reconnects
         } else {
@@ -114,6 +145,21 @@ Result<ConnectionSpec> parse_connection_string(const std::string& text) {
     }
     if (!have_port) {
         return make_error(Errc::InvalidArgument, "-k " + text + ": port= is required");
+    }
+    if (!ipport.empty()) {
+        if (ipport.find_first_not_of("0123456789") != std::string::npos) {
+            return make_error(Errc::InvalidArgument, "bad ipport '" + ipport + "'");
+        }
+        spec.kind = ConnectionSpec::Kind::Tcp;
+        const bool v6 = spec.port.find(':') != std::string::npos && spec.port.front() != '[';
+        spec.port = (v6 ? "[" + spec.port + "]" : spec.port) + ":" + ipport;
+    } else if (spec.kind == ConnectionSpec::Kind::Serial) {
+        spec.port = serial_device(spec.port);
+    } else if (spec.kind == ConnectionSpec::Kind::Pipe && spec.port.rfind("\\\\", 0) == 0) {
+        return make_error(Errc::InvalidArgument,
+                          "-k " + text + ": " + spec.port +
+                              " is a Windows pipe name; give the path of the socket the VM "
+                              "serves the port on (e.g. QEMU -serial unix:/tmp/kd.sock,server)");
     }
     return spec;
 }

@@ -286,7 +286,10 @@ bool Repl::run_register_command(std::string_view cmd) {
 }
 
 void Repl::print_register_groups(uint32_t mask) {
-    auto ctx = m_dbg->context();
+    // Only the x87/MMX/SSE groups need the whole CONTEXT; the rest is in its integer block.
+    const bool full = (mask & (kMaskFloat | kMaskMmx | kMaskXmm)) != 0;
+    auto ctx = m_dbg->context(std::nullopt,
+                              full ? engine::ContextPart::Full : engine::ContextPart::Integer);
     if (!ctx) {
         error("Unable to get the registers: " + ctx.error().message);
         return;
@@ -361,13 +364,14 @@ void Repl::cmd_registers(std::string_view args) {
         print_register_groups(m_register_mask);
         return;
     }
-    auto ctx = m_dbg->context();
+    auto ctx = m_dbg->context(std::nullopt, engine::ContextPart::Integer);
     if (!ctx) {
         error("Unable to get the registers: " + ctx.error().message);
         return;
     }
     // r rax  |  r rax=5  |  r rax=5, rbx=6  |  r rax, rbx  |  r cr0  |  r xmm0:uq
     CONTEXT c = *ctx;
+    bool have_full = false;
     bool changed = false;
     std::string out;
     std::optional<KSPECIAL_REGISTERS> special;
@@ -417,6 +421,16 @@ void Repl::cmd_registers(std::string_view args) {
             }
             out += std::string(sp->name) + "=" + hexn(sp->get(*special), sp->digits) + "\n";
             continue;
+        }
+        if ((xmm || st || mm) && !have_full) {
+            // x87/MMX/SSE registers live past the integer block.
+            auto whole = m_dbg->context(std::nullopt, engine::ContextPart::Full);
+            if (!whole) {
+                error("Unable to get the registers: " + whole.error().message);
+                return;
+            }
+            c.FltSave = whole->FltSave;
+            have_full = true;
         }
         if (xmm) {
             out += name + "=" + xmm_text(c.FltSave.XmmRegisters[*xmm], view.empty() ? "f" : view) +

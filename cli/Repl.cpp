@@ -161,6 +161,9 @@ void Repl::print_stop(const engine::StopEvent& stop) {
         return;
     }
     print(format_stop_event(stop));
+    if (stop.kind == engine::StopKind::LoadSymbols) {
+        print(module_event_line(stop));
+    }
     print(code_line(stop.pc));
 }
 
@@ -182,6 +185,9 @@ bool Repl::wait_while_running() {
         }
         auto stop = m_dbg->wait_for_stop(milliseconds(100));
         if (stop) {
+            if (!breaking && resume_if_module_event_unwanted(*stop)) {
+                continue; // a load/unload the sx filters do not stop on
+            }
             print_stop(*stop);
             if (g_terminate.load()) {
                 return false; // the caller leaves through detach()

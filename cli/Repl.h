@@ -103,6 +103,10 @@ private:
     void cmd_pagein(std::string_view args);
     void cmd_allow_convert(std::string_view args);
     void cmd_sx(std::string_view word, std::string_view args);
+    // module events (EventCommands.cpp): sx* ld[:name] / ud[:name]; true = it was one
+    bool cmd_sx_module(std::string_view word, std::string_view args);
+    bool resume_if_module_event_unwanted(const engine::StopEvent& stop);
+    std::string module_event_line(const engine::StopEvent& stop);
     std::string breakpoint_label(uint64_t address);
     void after_stop_commands(const engine::StopEvent& stop);
     std::string code_line(uint64_t address);
@@ -114,6 +118,10 @@ private:
     // `d` without arguments continues where the last display stopped.
     std::string m_last_display = "db";
     uint32_t m_register_mask = 0x3; // rm: the groups `r` shows (integer state)
+    bool m_sx_load = false;          // sxe ld: stop on module loads (m_sx_load_name: only these)
+    bool m_sx_unload = false;        // sxe ud: stop on module unloads
+    std::string m_sx_load_name;
+    std::string m_sx_unload_name;
     std::optional<uint64_t> m_next_display;
     std::optional<uint64_t> m_next_unassemble;
     bool m_at_line_start = true;

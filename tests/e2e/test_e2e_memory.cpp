@@ -1,7 +1,8 @@
 // End to end: memory commands against kdsim. A long `db` over the paced 115200-baud link
 // streams, and a Ctrl+C typed on a real terminal stops it within a request and is then
 // forgotten (the next `g` runs); s finds what eb/ea/eu planted and a string in kdtest.sys; f,
-// .writemem and .readmem round-trip; dD/df/dyb and the control registers answer.
+// .writemem and .readmem round-trip; dD/df/dyb and the control registers answer. sxe ld / sxe
+// ud over a WinDbg-style pipe connection string stop on loads only / unloads only.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "tests/e2e/Process.h"
 #include "tests/e2e/PtyProcess.h"
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <doctest/doctest.h>
 #include <fstream>
+#include <thread>
 #include <sstream>
 #include <unistd.h>
 
@@ -201,6 +203,52 @@ TEST_CASE("s, f, ea/eu/eza, .writemem/.readmem, dD/df/dyb, r cr0/gdtr/xmm0 again
     EXPECT_OUT(p, R"(cr0=[0-9a-f]{16} cr2=[0-9a-f]{16} cr3=[0-9a-f]{16}\ncr8=[0-9a-f]{16}\n)", 20s);
     EXPECT_OUT(p, kPrompt, 10s);
 
+    cmd(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+}
+
+TEST_CASE("sxe ld stops on loads only with WinDbg's ModLoad line, sxe ud on unloads; "
+          "com:pipe,port=PATH,resets=0,reconnect") {
+    TempDir dir;
+    REQUIRE(!dir.path.empty());
+    const std::string sock = dir.path + "/kd.sock";
+    // kdlate.sys: loaded 3 s after boot, unloaded 2 s after each load, loaded again 2 s after.
+    e2e::Process sim({kBin + "/kdsim", "--unix", sock, "--late-driver", "3000,2000,2000"});
+    REQUIRE(sim.started());
+    for (int i = 0; i < 300 && ::access(sock.c_str(), F_OK) != 0; ++i) {
+        std::this_thread::sleep_for(100ms);
+    }
+    REQUIRE(::access(sock.c_str(), F_OK) == 0);
+    e2e::Process p({kBin + "/kdcart", "-k", "com:pipe,port=" + sock + ",resets=0,reconnect",
+                    "-b", "-c", "sxe ld; g"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, R"(ld - Load module - break\n)", 60s);
+    // The next stop is a load (an unload in between runs on): ModLoad, then where it stopped.
+    std::smatch m;
+    const bool stopped = p.expect(R"((ModLoad|Unload module)[^\n]*\n)", 60s, &m);
+    if (!stopped) {
+        MESSAGE("transcript:\n" << p.transcript());
+    }
+    REQUIRE(stopped);
+    CHECK(m[1].str() == "ModLoad");
+    CHECK(m[0].str().find("ModLoad: fffff880`01400000 fffff880`014") == 0);
+    CHECK(m[0].str().find("   \\SystemRoot\\system32\\drivers\\kdlate.sys\n") !=
+          std::string::npos);
+    EXPECT_OUT(p, "\n" + kAddr + " [0-9a-f]+ +[a-z]", 30s); // the code line where it stopped
+    EXPECT_OUT(p, kPrompt, 30s);
+
+    cmd(p, "sxd ld; sxe ud; g");
+    EXPECT_OUT(p, R"(ud - Unload module - break\n)", 30s);
+    const bool unloaded = p.expect(R"((ModLoad|Unload module)[^\n]*\n)", 60s, &m);
+    if (!unloaded) {
+        MESSAGE("transcript:\n" << p.transcript());
+    }
+    REQUIRE(unloaded);
+    CHECK(m[0].str() ==
+          "Unload module \\SystemRoot\\system32\\drivers\\kdlate.sys at fffff880`01400000\n");
+    EXPECT_OUT(p, kPrompt, 30s);
+    cmd(p, "sxd ud");
+    EXPECT_OUT(p, R"(ud - Unload module - ignore\n)", 30s);
     cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
