@@ -53,6 +53,11 @@ std::string session_time() {
 
 void Repl::set_debugger(engine::Debugger* dbg) {
     m_dbg = dbg;
+    if (m_dbg) {
+        // Symbol warnings and `!sym noisy` lines appear as they happen; Ctrl+C stops a download.
+        auto notice = [this](const std::string& t) { on_notice(t); };
+        attach_symbol_output(*m_dbg, m_out, notice, &g_interrupt);
+    }
 }
 
 std::string Repl::prompt() const {
@@ -270,6 +275,10 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
                 return Flow::Continue;
             }
         }
+    }
+    // .sympath .symfix .reload !sym x ln lm* !lmi dps dqs dds dt (SymbolCommands.cpp)
+    if (run_symbol_command(*m_dbg, m_out, m_symbol_state, word, args)) {
+        return Flow::Continue;
     }
     if (word == "bp" || word == "bu" || word == "bm") {
         cmd_bp(word, args);

@@ -1,6 +1,7 @@
 #pragma once
 // The kd> command loop: reads WinDbg commands, runs them through the engine, prints WinDbg's
 // formats. All text output of kdcart goes through here.
+#include "cli/SymbolCommands.h"
 #include "engine/Debugger.h"
 
 #include <atomic>
@@ -124,6 +125,7 @@ private:
     std::string m_sx_unload_name;
     std::optional<uint64_t> m_next_display;
     std::optional<uint64_t> m_next_unassemble;
+    SymbolCommandState m_symbol_state; // dps / dqs / dds continue here
     bool m_at_line_start = true;
     int m_command_depth = 0;
     std::function<std::optional<std::string>(const std::string&)> m_line_reader;

@@ -24,6 +24,9 @@ using namespace kdcart;
 
 namespace {
 
+// -y PATH: the symbol search path (else _NT_SYMBOL_PATH).
+std::string g_symbol_path;
+
 class StdOutput final : public cli::Output {
 public:
     void write(std::string_view text) override {
@@ -207,6 +210,7 @@ int run_dump(const std::string& path, const std::string& initial_commands) {
     cli::Repl repl(out);
     engine::Debugger dbg(std::move(*target), stop);
     repl.set_debugger(&dbg);
+    cli::configure_symbol_path(dbg, g_symbol_path);
     repl.announce_dump();
     const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
     repl.set_line_reader(make_line_reader(interactive));
@@ -255,6 +259,8 @@ int main(int argc, char** argv) {
     z->excludes(k)->excludes(s);
     app.add_flag("-b", break_in, "Break in as soon as the target answers");
     app.add_option("-c", initial_commands, "Commands to run at the first stop (\"cmd; cmd\")");
+    app.add_option("-y", g_symbol_path,
+                   "Symbol search path: DIR;srv*CACHE*URL;... (default: _NT_SYMBOL_PATH)");
     app.add_flag("-v,--verbose", verbose, "Debug logging to stderr");
     app.add_option("--connect-timeout", connect_timeout,
                    "Give up when the target has not answered after this many seconds "
@@ -380,6 +386,7 @@ int main(int argc, char** argv) {
     }
     engine::Debugger dbg(std::move(*link), &repl, session_options);
     repl.set_debugger(&dbg);
+    cli::configure_symbol_path(dbg, g_symbol_path);
     if (fw_port && spec.dma && dbg.live() != nullptr) {
         // 1394: physical memory (!db, .dump) straight off the bus, not in KD packets.
         dbg.live()->set_physical_reader([fw_port](uint64_t address, uint32_t size) {

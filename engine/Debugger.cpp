@@ -271,11 +271,7 @@ Result<std::vector<Module>> Debugger::modules() {
     if (!list) {
         return list;
     }
-    for (auto& m : *list) {
-        if (m_symbols.loaded(m.base)) {
-            m.symbols = Module::SymbolState::Exports;
-        }
-    }
+    m_symbols.annotate(*list);
     return list;
 }
 
@@ -308,6 +304,13 @@ std::optional<uint64_t> Debugger::module_base(std::string_view module) {
         return std::nullopt;
     }
     return m->base;
+}
+
+Symbols& Debugger::symbols() {
+    if (stopped()) {
+        ensure_modules();
+    }
+    return m_symbols;
 }
 
 std::optional<uint64_t> Debugger::lookup_symbol(std::string_view module, std::string_view name) {

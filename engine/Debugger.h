@@ -96,6 +96,9 @@ public:
     std::optional<SymbolMatch> symbolize(uint64_t address);
     std::optional<uint64_t> lookup_symbol(std::string_view module, std::string_view name);
     std::optional<uint64_t> module_base(std::string_view module);
+    // The symbol engine (path, !sym noisy, .reload, x, ln, dt); reads the module list first
+    // when the target is stopped.
+    Symbols& symbols();
 
     // ---- expressions ----
     // Registers of the current processor, symbols and memory for the MASM evaluator.

@@ -476,6 +476,10 @@ std::string undecorate_symbol(std::string_view name, uint16_t machine) {
             llvm::MSDF_NoReturnType | llvm::MSDF_NoMemberType | llvm::MSDF_NoVariableType);
         char* d =
             llvm::microsoftDemangle(mangled.c_str(), nullptr, nullptr, nullptr, &status, flags);
+        if (d && status == llvm::demangle_success && d[0] == '"') {
+            std::free(d);
+            return "`string'"; // a string literal (??_C@...), as dbghelp names it
+        }
         if (d && status == llvm::demangle_success) {
             std::string out = msvc_spelling(strip_parameters(d));
             std::free(d);

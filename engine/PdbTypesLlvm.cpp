@@ -497,8 +497,18 @@ class LlvmPdbTypes final : public PdbTypes {
             return "<unknown>";
         }
         switch (t->kind) {
-        case PdbType::Kind::Pointer:
+        case PdbType::Kind::Pointer: {
+            const PdbType* f = get_shallow(t->element);
+            if (f && f->kind == PdbType::Kind::Function) {
+                std::string params;
+                for (uint32_t p : f->params) {
+                    params += (params.empty() ? "" : ", ") + c_name_depth(p, depth + 1);
+                }
+                return c_name_depth(f->element, depth + 1) + " (*)(" +
+                       (params.empty() ? "void" : params) + ")";
+            }
             return c_name_depth(t->element, depth + 1) + " *";
+        }
         case PdbType::Kind::Modifier:
             return c_name_depth(t->element, depth + 1);
         case PdbType::Kind::Array: {
@@ -515,7 +525,7 @@ class LlvmPdbTypes final : public PdbTypes {
         case PdbType::Kind::Bitfield:
             return c_name_depth(t->element, depth + 1);
         case PdbType::Kind::Function:
-            return c_name_depth(t->element, depth + 1) + " (*)()";
+            return c_name_depth(t->element, depth + 1) + " ()";
         default:
             return t->name.empty() ? "<unknown>" : t->name;
         }

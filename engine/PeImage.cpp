@@ -27,6 +27,7 @@ constexpr uint32_t kDebugEntrySize = 28;
 constexpr uint32_t kMaxDebugEntries = 64;
 constexpr uint32_t kCodeViewRsds = 0x53445352; // 'RSDS'
 constexpr uint32_t kDebugTypeCodeView = 2;
+constexpr uint32_t kDebugTypeRepro = 16;
 constexpr uint32_t kMaxCodeViewSize = 4096;
 
 std::string hex_upper(uint64_t v, int digits) {
@@ -75,6 +76,11 @@ const PeSection* PeImageInfo::section_of(uint32_t rva) const {
         }
     }
     return nullptr;
+}
+
+bool PeImageInfo::is_code(uint32_t rva) const {
+    const PeSection* s = section_of(rva);
+    return s && (s->characteristics & (0x20000000u | 0x20u)) != 0; // MEM_EXECUTE | CNT_CODE
 }
 
 Result<PeImageInfo> read_pe_image(const ImageReader& read) {
@@ -171,7 +177,11 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
         const auto entries = read(dbg->rva, n * kDebugEntrySize);
         for (uint32_t i = 0; i < n && (i + 1) * kDebugEntrySize <= entries.size(); ++i) {
             const size_t o = i * kDebugEntrySize;
-            if (get<uint32_t>(entries, o + 12) != kDebugTypeCodeView) {
+            const uint32_t type = get<uint32_t>(entries, o + 12);
+            if (type == kDebugTypeRepro) {
+                info.reproducible = true;
+            }
+            if (type != kDebugTypeCodeView || info.codeview) {
                 continue;
             }
             const uint32_t size = get<uint32_t>(entries, o + 16);
@@ -190,7 +200,6 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
                 rec.pdb_name.push_back(static_cast<char>(cv[c]));
             }
             info.codeview = std::move(rec);
-            break;
         }
     }
     return info;

@@ -74,12 +74,16 @@ struct PeImageInfo {
     std::vector<PeDataDirectory> directories; // at most 16
     std::vector<PeSection> sections;
     std::optional<CodeViewRecord> codeview;
+    // A REPRO debug entry: the timestamp is a hash of the build, not a time (/Brepro).
+    bool reproducible = false;
 
     const PeDataDirectory* directory(size_t index) const {
         return index < directories.size() ? &directories[index] : nullptr;
     }
     // The section holding `rva`, if any.
     const PeSection* section_of(uint32_t rva) const;
+    // Inside a section the loader maps executable (code, not data).
+    bool is_code(uint32_t rva) const;
 };
 
 inline constexpr size_t k_dir_export = 0;

@@ -43,7 +43,10 @@ struct Module {
     uint32_t checksum = 0;
     uint32_t timestamp = 0;
     uint64_t entry_point = 0;
-    enum class SymbolState { Deferred, Exports, None } symbols = SymbolState::Deferred;
+    // Pdb: public symbols from a matching PDB; PrivatePdb: with functions, types and locals.
+    enum class SymbolState { Deferred, Exports, None, Pdb, PrivatePdb };
+    SymbolState symbols = SymbolState::Deferred;
+    std::string symbol_file; // lm: the PDB's path, or the image for export symbols
     uint64_t end() const { return base + size; }
 };
 

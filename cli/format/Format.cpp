@@ -317,12 +317,21 @@ std::string format_lm(const std::vector<engine::Module>& modules) {
         case engine::Module::SymbolState::Exports: {
             std::string state = "(export symbols)";
             pad_to(state, 22);
-            s += state + " " + m.file_name;
+            s += state + " " + (m.symbol_file.empty() ? m.file_name : m.symbol_file);
             break;
         }
         case engine::Module::SymbolState::None:
             s += "(no symbols)";
             break;
+        case engine::Module::SymbolState::Pdb:
+        case engine::Module::SymbolState::PrivatePdb: {
+            std::string state = m.symbols == engine::Module::SymbolState::Pdb
+                                    ? "(pdb symbols)"
+                                    : "(private pdb symbols)";
+            pad_to(state, 22);
+            s += state + " " + m.symbol_file;
+            break;
+        }
         }
         rtrim(s);
         out += s + "\n";

@@ -75,6 +75,67 @@ typedef struct _KDTEST_INFO {
 NTEXPORT const KDTEST_INFO KdTestInfo = {"kdtest", &KdTestCounter, KdTestBuffer, KdTestCompute,
                                          KdTestUpdate};
 
+/* For the symbol tests: a structure worth `dt` (bit fields, an enum, arrays, a list head, a
+ * counted string, a nested structure, a pointer to itself) in a global that is not exported, and
+ * a chain of private calls (static, so only the PDB names them; the middle one with a large
+ * frame) that the loop runs once per iteration. */
+typedef struct _LIST_ENTRY {
+    struct _LIST_ENTRY* Flink;
+    struct _LIST_ENTRY* Blink;
+} LIST_ENTRY;
+
+typedef enum _KDTEST_STATE { KdTestIdle = 0, KdTestRunning = 1, KdTestStopped = 5 } KDTEST_STATE;
+
+typedef struct _KDTEST_SAMPLE {
+    ULONG Signature; /* 'KDTS' */
+    ULONG Enabled : 1;
+    ULONG Level : 3;
+    ULONG Reserved : 28;
+    KDTEST_STATE State;
+    UCHAR Tag[8];
+    ULONG64 Values[4];
+    LIST_ENTRY Links;
+    UNICODE_STRING Name;
+    KDTEST_INFO Info;
+    struct _KDTEST_SAMPLE* Self;
+} KDTEST_SAMPLE;
+
+KDTEST_SAMPLE KdTestSample;
+static WCHAR KdTestSampleName[] = {'k', 'd', 't', 'e', 's', 't', ' ', 's', 'a', 'm', 'p', 'l', 'e', 0};
+
+static __declspec(noinline) ULONG64 KdTestInnerStep(ULONG64 Value) {
+    KdTestSample.Values[Value & 3] = Value;
+    return Value * 7 + 1;
+}
+
+static __declspec(noinline) ULONG64 KdTestMiddleStep(ULONG64 Value) {
+    volatile UCHAR scratch[0x240];
+    scratch[Value % sizeof scratch] = (UCHAR)Value;
+    return KdTestInnerStep(Value + scratch[(Value + 1) % sizeof scratch]) ^ 0x5A;
+}
+
+static __declspec(noinline) ULONG64 KdTestOuterStep(ULONG64 Value) {
+    return KdTestMiddleStep(Value + 3) + 2;
+}
+
+static void KdTestInitSample(void) {
+    KdTestSample.Signature = 0x5354444B;
+    KdTestSample.Enabled = 1;
+    KdTestSample.Level = 5;
+    KdTestSample.State = KdTestRunning;
+    static const char tag[] = "sample";
+    for (int i = 0; i < (int)sizeof tag; i++) {
+        ((volatile UCHAR*)KdTestSample.Tag)[i] = (UCHAR)tag[i]; /* no memcpy: no CRT here */
+    }
+    KdTestSample.Links.Flink = &KdTestSample.Links;
+    KdTestSample.Links.Blink = &KdTestSample.Links;
+    KdTestSample.Name.Length = (USHORT)(13 * sizeof(WCHAR));
+    KdTestSample.Name.MaximumLength = (USHORT)sizeof KdTestSampleName;
+    KdTestSample.Name.Buffer = KdTestSampleName;
+    KdTestSample.Info = KdTestInfo;
+    KdTestSample.Self = &KdTestSample;
+}
+
 /* A little arithmetic: a few rounds of an LCG with an xorshift. */
 NTEXPORT __declspec(noinline) ULONG64 KdTestCompute(ULONG64 Input) {
     ULONG64 acc = Input ^ 0x9E3779B97F4A7C15ULL;
@@ -177,12 +238,14 @@ NTEXPORT __declspec(noinline) void KdTestLoop(PVOID Context) {
         iteration++;
         KdTestIteration = iteration;
         KdSimWait(SIM_KDTEST_PERIOD_MS);
+        KdTestSample.Values[3] = KdTestOuterStep(iteration);
     }
 }
 
 NTEXPORT NTSTATUS DriverEntry(PVOID DriverObject, PUNICODE_STRING RegistryPath) {
     (void)DriverObject;
     DbgPrint("kdtest: DriverEntry %wZ on cpu %u\n", RegistryPath, KeGetCurrentProcessorNumber());
+    KdTestInitSample();
     PVOID thread = 0;
     return PsCreateSystemThread(&thread, 0x1F03FF, 0, 0, 0, KdTestLoop, 0);
 }
