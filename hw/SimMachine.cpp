@@ -51,9 +51,6 @@ constexpr uint32_t STATUS_DATATYPE_MISALIGNMENT = 0x80000002;
 constexpr uint32_t STATUS_FLOAT_MULTIPLE_TRAPS = 0xC00002B5;
 
 constexpr uint16_t IO_TYPE_DRIVER = 4;
-constexpr uint16_t DRIVER_OBJECT_SIZE = 0x150;
-constexpr uint8_t DISPATCHER_PROCESS = 3;
-constexpr uint8_t DISPATCHER_THREAD = 6;
 constexpr uint8_t THREAD_STATE_READY = 1;
 constexpr uint8_t THREAD_STATE_RUNNING = 2;
 
@@ -293,6 +290,9 @@ void SimMachine::teardown() {
     m_next_timer_due = 0;
     m_interrupts = 0;
     m_late = LateDriver{};
+    m_object_types.clear();
+    m_session_spaces.clear();
+    m_workload = SimWorkload{};
 }
 
 Result<void> SimMachine::boot() {
@@ -863,36 +863,20 @@ Result<void> SimMachine::build_kernel_structures() {
     put32(ku + SIM_KUSER_ACTIVE_PROCESSOR_COUNT, m_config.cpus);
     update_kuser_time(m_boot_time);
 
-    // Processes: System (pid 4, in PsActiveProcessHead) and Idle (pid 0, not listed).
-    uint64_t head = symbol("PsActiveProcessHead");
-    for (uint64_t* process : {&m_system_process, &m_idle_process}) {
-        auto p = pool_allocate(SIM_EPROCESS_SIZE, 64);
-        if (!p) {
-            return tl::unexpected(p.error());
-        }
-        *process = *p;
-        put8(*p + 0, DISPATCHER_PROCESS);
-        put64(*p + SIM_EPROCESS_DIRECTORY_TABLE_BASE, m_cr3);
-        put64(*p + SIM_EPROCESS_THREAD_LIST_HEAD, *p + SIM_EPROCESS_THREAD_LIST_HEAD);
-        put64(*p + SIM_EPROCESS_THREAD_LIST_HEAD + 8, *p + SIM_EPROCESS_THREAD_LIST_HEAD);
+    // Object types, System (pid 4, in PsActiveProcessHead) and Idle (pid 0, not listed):
+    // SimObjects.cpp.
+    if (auto r = build_system_processes(); !r) {
+        return r;
     }
-    put64(m_system_process + SIM_EPROCESS_UNIQUE_PROCESS_ID, 4);
-    put_bytes(m_system_process + SIM_EPROCESS_IMAGE_FILE_NAME,
-              {reinterpret_cast<const uint8_t*>("System"), 7});
-    put_bytes(m_idle_process + SIM_EPROCESS_IMAGE_FILE_NAME,
-              {reinterpret_cast<const uint8_t*>("Idle"), 5});
-    uint64_t links = m_system_process + SIM_EPROCESS_ACTIVE_PROCESS_LINKS;
-    put64(head, links);
-    put64(head + 8, links);
-    put64(links, head);
-    put64(links + 8, head);
-    put64(symbol("PsInitialSystemProcess"), m_system_process);
-    put64(symbol("PsIdleProcess"), m_idle_process);
 
     if (auto r = build_processors(); !r) {
         return r;
     }
     if (auto r = build_loader_entries(); !r) {
+        return r;
+    }
+    // User processes, more threads, the device stack and its pending IRP (SimObjects.cpp).
+    if (auto r = build_workload(); !r) {
         return r;
     }
 
@@ -972,29 +956,15 @@ Result<void> SimMachine::build_processors() {
     // The thread that runs the boot and then kdtest's system thread (CPU 0).
     auto make_thread = [this](uint64_t stack_slot, uint64_t process, uint32_t cpu, uint64_t tid,
                               uint8_t state) -> Result<uint64_t> {
-        uint64_t stack_top = layout::STACK_REGION + (stack_slot + 1) * layout::STACK_STRIDE;
-        uint64_t stack_limit = stack_top - layout::KERNEL_STACK_SIZE;
-        if (auto r = map_new_pages(stack_limit, layout::KERNEL_STACK_SIZE, true, false); !r) {
-            return tl::unexpected(r.error());
-        }
-        auto t = pool_allocate(SIM_ETHREAD_SIZE, 64);
-        if (!t) {
-            return tl::unexpected(t.error());
-        }
-        put8(*t + 0, DISPATCHER_THREAD);
-        put64(*t + SIM_KTHREAD_INITIAL_STACK, stack_top);
-        put64(*t + SIM_KTHREAD_STACK_LIMIT, stack_limit);
-        put64(*t + SIM_KTHREAD_STACK_BASE, stack_top);
-        put64(*t + SIM_KTHREAD_KERNEL_STACK, stack_top - 0x100);
-        put64(*t + SIM_KTHREAD_APC_STATE_PROCESS, process);
-        put64(*t + SIM_KTHREAD_PROCESS, process);
-        put8(*t + SIM_KTHREAD_STATE, state);
-        put32(*t + SIM_KTHREAD_NEXT_PROCESSOR, cpu);
-        put64(*t + SIM_KTHREAD_QUEUE_LIST_ENTRY, *t + SIM_KTHREAD_QUEUE_LIST_ENTRY);
-        put64(*t + SIM_KTHREAD_QUEUE_LIST_ENTRY + 8, *t + SIM_KTHREAD_QUEUE_LIST_ENTRY);
-        put64(*t + SIM_ETHREAD_CID, process == m_system_process ? 4 : 0);
-        put64(*t + SIM_ETHREAD_CID + 8, tid);
-        return *t;
+        ThreadSpec spec;
+        spec.process = process;
+        spec.tid = tid;
+        spec.cpu = cpu;
+        spec.state = state;
+        spec.stack_slot = stack_slot;
+        spec.priority = process == m_idle_process ? 0 : 13;
+        spec.start_address = m_system_thread_startup;
+        return create_thread(spec);
     };
     auto system_thread =
         make_thread(layout::MAX_CPUS, m_system_process, 0, 8, THREAD_STATE_RUNNING);
@@ -1128,20 +1098,23 @@ Result<void> SimMachine::build_loader_entries() {
             continue;
         }
         std::string stem = info.base_name.substr(0, info.base_name.rfind('.'));
-        auto driver = pool_allocate(DRIVER_OBJECT_SIZE, 16);
+        auto driver = allocate_object(SIM_OBJ_TYPE_DRIVER, SIM_DRIVER_OBJECT_SIZE, to_u16(stem));
         auto registry = pool_allocate(16, 16);
         if (!driver || !registry) {
             return make_error(Errc::Unsupported, "SimMachine: nonpaged pool exhausted");
         }
         put16(*driver + 0, IO_TYPE_DRIVER);
-        put16(*driver + 2, DRIVER_OBJECT_SIZE);
-        put64(*driver + 0x18, info.base);        // DriverStart
-        put32(*driver + 0x20, info.size);        // DriverSize
-        put64(*driver + 0x28, info.ldr_entry);   // DriverSection
-        put64(*driver + 0x58, info.entry_point); // DriverInit
-        if (auto r = make_unicode_string(*driver + 0x38, to_u16("\\Driver\\" + stem)); !r) {
+        put16(*driver + 2, SIM_DRIVER_OBJECT_SIZE);
+        put64(*driver + SIM_DRIVER_OBJECT_DRIVER_START, info.base);
+        put32(*driver + SIM_DRIVER_OBJECT_DRIVER_SIZE, info.size);
+        put64(*driver + SIM_DRIVER_OBJECT_DRIVER_SECTION, info.ldr_entry);
+        put64(*driver + SIM_DRIVER_OBJECT_DRIVER_INIT, info.entry_point);
+        if (auto r = make_unicode_string(*driver + SIM_DRIVER_OBJECT_DRIVER_NAME,
+                                         to_u16("\\Driver\\" + stem));
+            !r) {
             return tl::unexpected(r.error());
         }
+        m_workload.driver_objects["\\Driver\\" + stem] = *driver;
         std::string key = "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\" + stem;
         if (auto r = make_unicode_string(*registry, to_u16(key)); !r) {
             return tl::unexpected(r.error());
@@ -1817,7 +1790,7 @@ Result<void> SimMachine::late_driver_begin_load() {
     std::string stem = info.base_name.substr(0, info.base_name.rfind('.'));
     if (m_late.ldr_entry == 0) {
         auto entry = pool_allocate(sizeof(KLDR_DATA_TABLE_ENTRY64), 16);
-        auto driver = pool_allocate(DRIVER_OBJECT_SIZE, 16);
+        auto driver = allocate_object(SIM_OBJ_TYPE_DRIVER, SIM_DRIVER_OBJECT_SIZE, to_u16(stem));
         auto registry = pool_allocate(16, 16);
         auto name = pool_allocate(16 + info.full_name.size() + 1, 16);
         if (!entry || !driver || !registry || !name) {
@@ -1835,9 +1808,12 @@ Result<void> SimMachine::late_driver_begin_load() {
         if (auto r = make_unicode_string(*registry, to_u16(key)); !r) {
             return tl::unexpected(r.error());
         }
-        if (auto r = make_unicode_string(*driver + 0x38, to_u16("\\Driver\\" + stem)); !r) {
+        if (auto r = make_unicode_string(*driver + SIM_DRIVER_OBJECT_DRIVER_NAME,
+                                         to_u16("\\Driver\\" + stem));
+            !r) {
             return tl::unexpected(r.error());
         }
+        m_workload.driver_objects["\\Driver\\" + stem] = *driver;
         // The ANSI STRING DbgLoadImageSymbols takes, with its text right after it.
         auto length = static_cast<uint16_t>(info.full_name.size());
         put16(*name, length);
@@ -1856,10 +1832,10 @@ Result<void> SimMachine::late_driver_begin_load() {
     put64(m_late.ldr_entry + 8, m_late.ldr_entry);
     uint64_t driver = m_late.driver_object;
     put16(driver + 0, IO_TYPE_DRIVER);
-    put16(driver + 2, DRIVER_OBJECT_SIZE);
-    put64(driver + 0x18, info.base);      // DriverStart
-    put32(driver + 0x20, info.size);      // DriverSize
-    put64(driver + 0x28, info.ldr_entry); // DriverSection
+    put16(driver + 2, SIM_DRIVER_OBJECT_SIZE);
+    put64(driver + SIM_DRIVER_OBJECT_DRIVER_START, info.base);
+    put32(driver + SIM_DRIVER_OBJECT_DRIVER_SIZE, info.size);
+    put64(driver + SIM_DRIVER_OBJECT_DRIVER_SECTION, info.ldr_entry);
     put64(driver + SIM_DRIVER_OBJECT_DRIVER_INIT, info.entry_point);
     put64(driver + SIM_DRIVER_OBJECT_DRIVER_UNLOAD, 0);
     m_modules.push_back(info);

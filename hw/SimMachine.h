@@ -190,6 +190,43 @@ struct ModuleInfo {
     std::optional<PeCodeView> codeview;
 };
 
+// What kdsim's kernel holds besides the boot structures, for tests to check a debugger's
+// output against (hw/SimObjects.cpp builds it; the layouts are in images/sim_abi.h).
+struct SimThread {
+    uint64_t ethread = 0;
+    uint64_t tid = 0;
+    uint8_t state = 0;       // KTHREAD_STATE: 1 Ready, 2 Running, 5 Waiting
+    uint8_t wait_reason = 0; // KWAIT_REASON (Waiting only)
+    uint8_t wait_mode = 0;   // 0 KernelMode, 1 UserMode
+    bool alertable = false;
+    uint64_t wait_object = 0; // what it waits on (0 when not waiting)
+    uint64_t teb = 0;
+};
+struct SimProcess {
+    uint64_t eprocess = 0;
+    uint64_t pid = 0;
+    uint64_t parent_pid = 0;
+    std::string image; // ImageFileName
+    uint64_t directory_table_base = 0;
+    uint64_t peb = 0; // user address (in this process's address space), 0 for System/Idle
+    std::optional<uint32_t> session;
+    uint32_t handle_count = 0;
+    std::vector<SimThread> threads;
+};
+struct SimDevice {
+    uint64_t device_object = 0;
+    uint64_t driver_object = 0;
+    std::string name;         // "KdTest0" (in \Device)
+    uint64_t attached_to = 0; // the device below it in the stack (0 at the bottom)
+};
+struct SimWorkload {
+    std::vector<SimProcess> processes; // System first, then the user processes; Idle last
+    std::vector<SimDevice> devices;    // bottom of the stack first
+    uint64_t pending_irp = 0;          // queued at the top device, its thread waiting on it
+    uint64_t pending_irp_thread = 0;
+    std::map<std::string, uint64_t> driver_objects; // "\Driver\kdtest" -> DRIVER_OBJECT
+};
+
 class SimMachine {
   public:
     // Builds and boots the machine: loads the images, builds the kernel structures and runs
@@ -246,6 +283,8 @@ class SimMachine {
     uint64_t kpcr(uint32_t cpu) const;
     uint64_t kprcb(uint32_t cpu) const;
     uint64_t current_thread(uint32_t cpu) const;
+    // The processes, threads, devices and pending IRP kdsim built (see SimWorkload).
+    const SimWorkload& workload() const { return m_workload; }
     uint64_t rip(uint32_t cpu);
     void set_rip(uint32_t cpu, uint64_t rip);
     // Makes the CPU call nt!KeBugCheckEx(code, p1..p4) from where it is (as KD does for
@@ -361,6 +400,48 @@ class SimMachine {
     void fill_loader_entry(uint64_t entry, const ModuleInfo& info);
     Result<void> build_kernel_structures();
     Result<void> build_processors();
+    // objects, processes and threads (SimObjects.cpp)
+    struct ThreadSpec {
+        uint64_t process = 0;
+        uint64_t tid = 0;
+        uint32_t cpu = 0;
+        uint8_t state = 0;
+        uint64_t stack_slot = 0;
+        uint8_t wait_reason = 0;
+        uint8_t wait_mode = 0;
+        bool alertable = false;
+        uint64_t wait_object = 0; // a dispatcher object (0: not waiting)
+        uint64_t teb = 0;
+        int8_t priority = 8;
+        uint64_t start_address = 0;
+    };
+    struct ProcessSpec {
+        uint64_t pid = 0;
+        uint64_t parent_pid = 0;
+        std::string image;
+        std::optional<uint32_t> session;
+        uint32_t handle_count = 0;
+        bool user = false; // its own address space and a PEB
+        std::u16string image_path;
+        std::u16string command_line;
+        uint64_t create_delay_100ns = 0; // after boot
+        bool listed = true;              // in PsActiveProcessHead (Idle is not)
+    };
+    Result<uint64_t> allocate_object(uint8_t type_index, uint64_t body_size,
+                                     std::u16string_view name = {});
+    Result<uint64_t> create_process(const ProcessSpec& spec);
+    Result<uint64_t> create_thread(const ThreadSpec& spec);
+    Result<uint64_t> create_dispatcher_object(uint8_t type_index, uint8_t dispatcher_type,
+                                              uint64_t size);
+    Result<uint64_t> create_address_space();
+    Result<void> map_user_page(uint64_t pml4, uint64_t va, uint64_t pa);
+    Result<void> build_peb(uint64_t pml4, uint64_t eprocess, const ProcessSpec& spec,
+                           uint64_t peb_va);
+    Result<void> build_object_types();
+    Result<void> build_system_processes();
+    Result<void> build_workload();
+    Result<void> build_device_stack();
+    SimProcess* workload_process(uint64_t eprocess);
     Result<void> build_loader_entries();
     Result<void> build_pfn_database();
     Result<void> fill_debugger_data();
@@ -433,6 +514,9 @@ class SimMachine {
     uint64_t m_system_process = 0;
     uint64_t m_idle_process = 0;
     uint64_t m_system_thread = 0;
+    std::map<uint8_t, uint64_t> m_object_types;    // ObTypeIndexTable slot -> OBJECT_TYPE
+    std::map<uint64_t, uint64_t> m_session_spaces; // session id -> MM_SESSION_SPACE
+    SimWorkload m_workload;
     uint64_t m_loader_block = 0;
     uint64_t m_idt = 0;
     uint64_t m_physical_memory_block = 0;

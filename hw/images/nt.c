@@ -43,6 +43,774 @@ typedef struct _UNICODE_STRING {
     WCHAR* Buffer;
 } UNICODE_STRING, *PUNICODE_STRING;
 
+/* ------------------------------------------------------------------------------------------
+ * Kernel structures under Microsoft's names, at the offsets sim_abi.h gives (which the
+ * simulator fills). They are here so that ntoskrnl.pdb carries them: a debugger reads these
+ * objects through the PDB's types, by field name. The padding members are named Reserved*.
+ * ---------------------------------------------------------------------------------------- */
+#define SIM_AT(type, field, off)                                                                   \
+    _Static_assert(__builtin_offsetof(type, field) == (off), #type "." #field)
+
+typedef char KPROCESSOR_MODE;
+typedef UCHAR KIRQL;
+typedef long long LONG64;
+typedef short SHORT;
+
+typedef union _LARGE_INTEGER {
+    struct {
+        ULONG LowPart;
+        LONG HighPart;
+    };
+    LONG64 QuadPart;
+} LARGE_INTEGER;
+
+typedef struct _CLIENT_ID {
+    PVOID UniqueProcess;
+    PVOID UniqueThread;
+} CLIENT_ID;
+
+typedef struct _IO_STATUS_BLOCK {
+    union {
+        NTSTATUS Status;
+        PVOID Pointer;
+    };
+    ULONG_PTR Information;
+} IO_STATUS_BLOCK;
+
+typedef struct _DISPATCHER_HEADER {
+    UCHAR Type; /* 0/1 events, 3 process, 4 queue, 6 thread */
+    UCHAR Signalling;
+    UCHAR Size;
+    UCHAR Reserved1;
+    LONG SignalState;
+    LIST_ENTRY WaitListHead;
+} DISPATCHER_HEADER;
+
+typedef struct _KEVENT {
+    DISPATCHER_HEADER Header;
+} KEVENT;
+
+typedef struct _KQUEUE {
+    DISPATCHER_HEADER Header;
+    LIST_ENTRY EntryListHead;
+    ULONG CurrentCount;
+    ULONG MaximumCount;
+    LIST_ENTRY ThreadListHead;
+} KQUEUE;
+
+struct _KTHREAD;
+struct _KPROCESS;
+
+typedef struct _KWAIT_BLOCK {
+    LIST_ENTRY WaitListEntry;
+    UCHAR WaitType;
+    UCHAR BlockState;
+    USHORT WaitKey;
+    LONG SpareLong;
+    PVOID Object;
+    struct _KTHREAD* Thread;
+    PVOID SparePtr;
+} KWAIT_BLOCK;
+SIM_AT(KWAIT_BLOCK, WaitType, SIM_KWAIT_BLOCK_WAIT_TYPE);
+SIM_AT(KWAIT_BLOCK, BlockState, SIM_KWAIT_BLOCK_BLOCK_STATE);
+SIM_AT(KWAIT_BLOCK, WaitKey, SIM_KWAIT_BLOCK_WAIT_KEY);
+SIM_AT(KWAIT_BLOCK, Object, SIM_KWAIT_BLOCK_OBJECT);
+SIM_AT(KWAIT_BLOCK, Thread, SIM_KWAIT_BLOCK_THREAD);
+_Static_assert(sizeof(KWAIT_BLOCK) == SIM_KWAIT_BLOCK_SIZE, "KWAIT_BLOCK size");
+
+typedef struct _KAPC_STATE {
+    LIST_ENTRY ApcListHead[2];
+    struct _KPROCESS* Process;
+    UCHAR InProgressFlags;
+    BOOLEAN KernelApcPending;
+    BOOLEAN UserApcPending;
+    UCHAR Reserved[5];
+} KAPC_STATE;
+_Static_assert(sizeof(KAPC_STATE) == 0x30, "KAPC_STATE size");
+
+typedef struct _KTHREAD {
+    DISPATCHER_HEADER Header;
+    PVOID SListFaultAddress;
+    ULONG64 QuantumTarget;
+    PVOID Reserved0;
+    PVOID InitialStack;
+    PVOID StackLimit;
+    PVOID StackBase;
+    ULONG64 ThreadLock;
+    ULONG64 CycleTime;
+    ULONG CurrentRunTime;
+    ULONG ExpectedRunTime;
+    PVOID KernelStack;
+    PVOID StateSaveArea;
+    PVOID SchedulingGroup;
+    UCHAR WaitRegister;
+    BOOLEAN Running;
+    BOOLEAN Alerted[2];
+    ULONG MiscFlags;
+    ULONG ThreadFlags;
+    ULONG Reserved1;
+    ULONG SystemCallNumber;
+    ULONG Reserved2;
+    PVOID FirstArgument;
+    PVOID TrapFrame;
+    KAPC_STATE ApcState;
+    ULONG UserIdealProcessor;
+    ULONG Reserved3;
+    LIST_ENTRY WaitListEntry;
+    KWAIT_BLOCK* WaitBlockList;
+    LONG64 WaitStatus;
+    PVOID Teb;
+    PVOID Queue;
+    KWAIT_BLOCK WaitBlock[4];
+    UCHAR State;
+    KIRQL WaitIrql;
+    KPROCESSOR_MODE WaitMode;
+    BOOLEAN Alertable;
+    CHAR Priority;
+    CHAR BasePriority;
+    UCHAR WaitReason;
+    UCHAR Reserved5;
+    ULONG WaitTime;
+    SHORT KernelApcDisable;
+    SHORT SpecialApcDisable;
+    ULONG KernelTime;
+    ULONG UserTime;
+    PVOID Win32Thread;
+    struct _KPROCESS* Process;
+    ULONG NextProcessor;
+    ULONG IdealProcessor;
+    LIST_ENTRY QueueListEntry;
+    LIST_ENTRY ThreadListEntry;
+    ULONG ContextSwitches;
+    UCHAR Reserved6[SIM_KTHREAD_SIZE - SIM_KTHREAD_THREAD_LIST_ENTRY - 0x14];
+} KTHREAD, *PKTHREAD;
+SIM_AT(KTHREAD, InitialStack, SIM_KTHREAD_INITIAL_STACK);
+SIM_AT(KTHREAD, StackLimit, SIM_KTHREAD_STACK_LIMIT);
+SIM_AT(KTHREAD, StackBase, SIM_KTHREAD_STACK_BASE);
+SIM_AT(KTHREAD, KernelStack, SIM_KTHREAD_KERNEL_STACK);
+SIM_AT(KTHREAD, ApcState, SIM_KTHREAD_APC_STATE);
+SIM_AT(KTHREAD, ApcState.Process, SIM_KTHREAD_APC_STATE_PROCESS);
+SIM_AT(KTHREAD, WaitListEntry, SIM_KTHREAD_WAIT_LIST_ENTRY);
+SIM_AT(KTHREAD, WaitBlockList, SIM_KTHREAD_WAIT_BLOCK_LIST);
+SIM_AT(KTHREAD, WaitStatus, SIM_KTHREAD_WAIT_STATUS);
+SIM_AT(KTHREAD, Teb, SIM_KTHREAD_TEB);
+SIM_AT(KTHREAD, WaitBlock, SIM_KTHREAD_WAIT_BLOCK);
+SIM_AT(KTHREAD, State, SIM_KTHREAD_STATE);
+SIM_AT(KTHREAD, WaitIrql, SIM_KTHREAD_WAIT_IRQL);
+SIM_AT(KTHREAD, WaitMode, SIM_KTHREAD_WAIT_MODE);
+SIM_AT(KTHREAD, Alertable, SIM_KTHREAD_ALERTABLE);
+SIM_AT(KTHREAD, Priority, SIM_KTHREAD_PRIORITY);
+SIM_AT(KTHREAD, BasePriority, SIM_KTHREAD_BASE_PRIORITY);
+SIM_AT(KTHREAD, WaitReason, SIM_KTHREAD_WAIT_REASON);
+SIM_AT(KTHREAD, WaitTime, SIM_KTHREAD_WAIT_TIME);
+SIM_AT(KTHREAD, KernelApcDisable, SIM_KTHREAD_KERNEL_APC_DISABLE);
+SIM_AT(KTHREAD, SpecialApcDisable, SIM_KTHREAD_SPECIAL_APC_DISABLE);
+SIM_AT(KTHREAD, KernelTime, SIM_KTHREAD_KERNEL_TIME);
+SIM_AT(KTHREAD, UserTime, SIM_KTHREAD_USER_TIME);
+SIM_AT(KTHREAD, Win32Thread, SIM_KTHREAD_WIN32_THREAD);
+SIM_AT(KTHREAD, Process, SIM_KTHREAD_PROCESS);
+SIM_AT(KTHREAD, NextProcessor, SIM_KTHREAD_NEXT_PROCESSOR);
+SIM_AT(KTHREAD, QueueListEntry, SIM_KTHREAD_QUEUE_LIST_ENTRY);
+SIM_AT(KTHREAD, ThreadListEntry, SIM_KTHREAD_THREAD_LIST_ENTRY);
+_Static_assert(sizeof(KTHREAD) == SIM_KTHREAD_SIZE, "KTHREAD size");
+
+typedef struct _ETHREAD {
+    KTHREAD Tcb;
+    LARGE_INTEGER CreateTime;
+    LARGE_INTEGER ExitTime;
+    PVOID ChargeOnlySession;
+    LIST_ENTRY PostBlockList;
+    PVOID StartAddress;
+    CLIENT_ID Cid;
+    LIST_ENTRY IrpList;
+    PVOID Win32StartAddress;
+    LIST_ENTRY ThreadListEntry;
+    ULONG ActiveExWorker;
+    UCHAR Reserved0[SIM_ETHREAD_SIZE - SIM_ETHREAD_THREAD_LIST_ENTRY - 0x14];
+} ETHREAD, *PETHREAD;
+SIM_AT(ETHREAD, CreateTime, SIM_ETHREAD_CREATE_TIME);
+SIM_AT(ETHREAD, StartAddress, SIM_ETHREAD_START_ADDRESS);
+SIM_AT(ETHREAD, Cid, SIM_ETHREAD_CID);
+SIM_AT(ETHREAD, IrpList, SIM_ETHREAD_IRP_LIST);
+SIM_AT(ETHREAD, Win32StartAddress, SIM_ETHREAD_WIN32_START_ADDRESS);
+SIM_AT(ETHREAD, ThreadListEntry, SIM_ETHREAD_THREAD_LIST_ENTRY);
+_Static_assert(sizeof(ETHREAD) == SIM_ETHREAD_SIZE, "ETHREAD size");
+
+typedef struct _KPROCESS {
+    DISPATCHER_HEADER Header;
+    LIST_ENTRY ProfileListHead;
+    ULONG64 Reserved0;
+    ULONG64 DirectoryTableBase;
+    ULONG64 Reserved1;
+    LIST_ENTRY ThreadListHead;
+    ULONG ProcessLock;
+    ULONG Reserved2;
+    ULONG64 Affinity;
+    UCHAR Reserved3[0x40];
+    LIST_ENTRY ReadyListHead;
+    CHAR BasePriority;
+    UCHAR Reserved4[3];
+    ULONG KernelTime;
+    ULONG UserTime;
+    UCHAR Reserved5[SIM_KPROCESS_SIZE - SIM_KPROCESS_USER_TIME - 4];
+} KPROCESS, *PKPROCESS;
+SIM_AT(KPROCESS, DirectoryTableBase, SIM_KPROCESS_DIRECTORY_TABLE_BASE);
+SIM_AT(KPROCESS, ThreadListHead, SIM_KPROCESS_THREAD_LIST_HEAD);
+SIM_AT(KPROCESS, BasePriority, SIM_KPROCESS_BASE_PRIORITY);
+SIM_AT(KPROCESS, KernelTime, SIM_KPROCESS_KERNEL_TIME);
+SIM_AT(KPROCESS, UserTime, SIM_KPROCESS_USER_TIME);
+_Static_assert(sizeof(KPROCESS) == SIM_KPROCESS_SIZE, "KPROCESS size");
+
+typedef struct _EX_FAST_REF {
+    union {
+        PVOID Object;
+        ULONG64 Value;
+    };
+} EX_FAST_REF;
+
+typedef struct _HANDLE_TABLE {
+    ULONG NextHandleNeedingPool;
+    LONG ExtraInfoPages;
+    ULONG64 TableCode;
+    struct _EPROCESS* QuotaProcess;
+    ULONG UniqueProcessId;
+    ULONG Flags;
+    ULONG Reserved0;
+    LONG HandleCount;
+    UCHAR Reserved1[SIM_HANDLE_TABLE_SIZE - SIM_HANDLE_TABLE_HANDLE_COUNT - 4];
+} HANDLE_TABLE;
+SIM_AT(HANDLE_TABLE, HandleCount, SIM_HANDLE_TABLE_HANDLE_COUNT);
+_Static_assert(sizeof(HANDLE_TABLE) == SIM_HANDLE_TABLE_SIZE, "HANDLE_TABLE size");
+
+typedef struct _MM_SESSION_SPACE {
+    LONG ReferenceCount;
+    ULONG u;
+    ULONG Reserved0;
+    ULONG SessionId;
+    UCHAR Reserved1[SIM_MM_SESSION_SPACE_SIZE - SIM_MM_SESSION_SPACE_SESSION_ID - 4];
+} MM_SESSION_SPACE;
+SIM_AT(MM_SESSION_SPACE, SessionId, SIM_MM_SESSION_SPACE_SESSION_ID);
+
+typedef struct _EPROCESS {
+    KPROCESS Pcb;
+    ULONG64 ProcessLock;
+    ULONG64 RundownProtect;
+    UCHAR Reserved0[SIM_EPROCESS_UNIQUE_PROCESS_ID - SIM_KPROCESS_SIZE - 0x10];
+    PVOID UniqueProcessId;
+    LIST_ENTRY ActiveProcessLinks;
+    ULONG Flags2;
+    ULONG Flags;
+    LARGE_INTEGER CreateTime;
+    UCHAR Reserved1[SIM_EPROCESS_SESSION - SIM_EPROCESS_CREATE_TIME - 8];
+    MM_SESSION_SPACE* Session;
+    UCHAR Reserved2[SIM_EPROCESS_OBJECT_TABLE - SIM_EPROCESS_SESSION - 8];
+    HANDLE_TABLE* ObjectTable;
+    EX_FAST_REF Token;
+    ULONG64 WorkingSetPage;
+    ULONG64 Reserved3;
+    PVOID InheritedFromUniqueProcessId;
+    ULONG64 OwnerProcessId;
+    ULONG64 Reserved4;
+    struct _PEB* Peb;
+    UCHAR Reserved5[SIM_EPROCESS_IMAGE_FILE_NAME - SIM_EPROCESS_PEB - 8];
+    UCHAR ImageFileName[15];
+    UCHAR PriorityClass;
+    UCHAR Reserved6[SIM_EPROCESS_THREAD_LIST_HEAD - SIM_EPROCESS_IMAGE_FILE_NAME - 16];
+    LIST_ENTRY ThreadListHead;
+    ULONG ActiveThreads;
+    UCHAR Reserved7[SIM_EPROCESS_SIZE - SIM_EPROCESS_ACTIVE_THREADS - 4];
+} EPROCESS, *PEPROCESS;
+SIM_AT(EPROCESS, Pcb.DirectoryTableBase, SIM_EPROCESS_DIRECTORY_TABLE_BASE);
+SIM_AT(EPROCESS, UniqueProcessId, SIM_EPROCESS_UNIQUE_PROCESS_ID);
+SIM_AT(EPROCESS, ActiveProcessLinks, SIM_EPROCESS_ACTIVE_PROCESS_LINKS);
+SIM_AT(EPROCESS, CreateTime, SIM_EPROCESS_CREATE_TIME);
+SIM_AT(EPROCESS, Session, SIM_EPROCESS_SESSION);
+SIM_AT(EPROCESS, ObjectTable, SIM_EPROCESS_OBJECT_TABLE);
+SIM_AT(EPROCESS, Token, SIM_EPROCESS_TOKEN);
+SIM_AT(EPROCESS, InheritedFromUniqueProcessId, SIM_EPROCESS_INHERITED_FROM_PID);
+SIM_AT(EPROCESS, Peb, SIM_EPROCESS_PEB);
+SIM_AT(EPROCESS, ImageFileName, SIM_EPROCESS_IMAGE_FILE_NAME);
+SIM_AT(EPROCESS, ThreadListHead, SIM_EPROCESS_THREAD_LIST_HEAD);
+SIM_AT(EPROCESS, ActiveThreads, SIM_EPROCESS_ACTIVE_THREADS);
+_Static_assert(sizeof(EPROCESS) == SIM_EPROCESS_SIZE, "EPROCESS size");
+
+/* Processor blocks: the fields the simulator fills (sim_abi.h), the rest Reserved. */
+typedef struct _KSPECIAL_REGISTERS {
+    ULONG64 Cr0;
+    ULONG64 Cr2;
+    ULONG64 Cr3;
+    ULONG64 Cr4;
+    ULONG64 KernelDr0;
+    ULONG64 KernelDr1;
+    ULONG64 KernelDr2;
+    ULONG64 KernelDr3;
+    ULONG64 KernelDr6;
+    ULONG64 KernelDr7;
+    UCHAR Gdtr[16];
+    UCHAR Idtr[16];
+    USHORT Tr;
+    USHORT Ldtr;
+    ULONG MxCsr;
+    ULONG64 DebugControl;
+    ULONG64 LastBranchToRip;
+    ULONG64 LastBranchFromRip;
+    ULONG64 LastExceptionToRip;
+    ULONG64 LastExceptionFromRip;
+    ULONG64 Cr8;
+    UCHAR Reserved0[0xF0 - 0xA8];
+} KSPECIAL_REGISTERS;
+SIM_AT(KSPECIAL_REGISTERS, Cr8, 0xA0);
+_Static_assert(sizeof(KSPECIAL_REGISTERS) == 0xF0, "KSPECIAL_REGISTERS size");
+
+typedef struct _KPROCESSOR_STATE {
+    KSPECIAL_REGISTERS SpecialRegisters;
+    UCHAR ContextFrame[SIM_KPRCB_CPU_TYPE - SIM_KPRCB_PROC_STATE_CONTEXT];
+} KPROCESSOR_STATE;
+
+typedef struct _KPRCB {
+    ULONG MxCsr;
+    UCHAR LegacyNumber;
+    UCHAR ReservedPad0;
+    BOOLEAN InterruptRequest;
+    BOOLEAN IdleHalt;
+    KTHREAD* CurrentThread;
+    KTHREAD* NextThread;
+    KTHREAD* IdleThread;
+    ULONG Reserved0;
+    ULONG Number;
+    UCHAR Reserved1[SIM_KPRCB_PROCESSOR_STATE - SIM_KPRCB_NUMBER - 4];
+    KPROCESSOR_STATE ProcessorState;
+    CHAR CpuType;
+    CHAR CpuID;
+    USHORT CpuStep;
+    ULONG MHz;
+    UCHAR VendorString[13];
+    UCHAR Reserved2[SIM_KPRCB_CONTEXT - SIM_KPRCB_VENDOR_STRING - 13];
+    PVOID Context;
+    ULONG64 PcrPage;
+    PVOID DpcRoutine;
+    ULONG MaxBreakpoints;
+    ULONG MaxWatchpoints;
+    KIRQL DebuggerSavedIRQL;
+    UCHAR Reserved3[SIM_KPRCB_SIZE - SIM_KPRCB_DEBUGGER_SAVED_IRQL - 1];
+} KPRCB, *PKPRCB;
+SIM_AT(KPRCB, LegacyNumber, SIM_KPRCB_LEGACY_NUMBER);
+SIM_AT(KPRCB, CurrentThread, SIM_KPRCB_CURRENT_THREAD);
+SIM_AT(KPRCB, NextThread, SIM_KPRCB_NEXT_THREAD);
+SIM_AT(KPRCB, IdleThread, SIM_KPRCB_IDLE_THREAD);
+SIM_AT(KPRCB, Number, SIM_KPRCB_NUMBER);
+SIM_AT(KPRCB, ProcessorState, SIM_KPRCB_PROCESSOR_STATE);
+SIM_AT(KPRCB, ProcessorState.ContextFrame, SIM_KPRCB_PROC_STATE_CONTEXT);
+SIM_AT(KPRCB, CpuType, SIM_KPRCB_CPU_TYPE);
+SIM_AT(KPRCB, CpuStep, SIM_KPRCB_CPU_STEP);
+SIM_AT(KPRCB, MHz, SIM_KPRCB_MHZ);
+SIM_AT(KPRCB, VendorString, SIM_KPRCB_VENDOR_STRING);
+SIM_AT(KPRCB, Context, SIM_KPRCB_CONTEXT);
+SIM_AT(KPRCB, PcrPage, SIM_KPRCB_PCR_PAGE);
+SIM_AT(KPRCB, DpcRoutine, SIM_KPRCB_DPC_ROUTINE);
+SIM_AT(KPRCB, MaxBreakpoints, SIM_KPRCB_MAX_BREAKPOINTS);
+SIM_AT(KPRCB, MaxWatchpoints, SIM_KPRCB_MAX_WATCHPOINTS);
+SIM_AT(KPRCB, DebuggerSavedIRQL, SIM_KPRCB_DEBUGGER_SAVED_IRQL);
+_Static_assert(sizeof(KPRCB) == SIM_KPRCB_SIZE, "KPRCB size");
+
+typedef struct _KPCR {
+    PVOID GdtBase;
+    PVOID TssBase;
+    ULONG64 UserRsp;
+    struct _KPCR* Self;
+    KPRCB* CurrentPrcb;
+    PVOID LockArray;
+    PVOID Used_Self;
+    PVOID IdtBase;
+    ULONG64 Unused[2];
+    KIRQL Irql;
+    UCHAR Reserved0[SIM_KPCR_PRCB - SIM_KPCR_IRQL - 1];
+    KPRCB Prcb;
+} KPCR, *PKPCR;
+SIM_AT(KPCR, TssBase, SIM_KPCR_TSS_BASE);
+SIM_AT(KPCR, Self, SIM_KPCR_SELF);
+SIM_AT(KPCR, CurrentPrcb, SIM_KPCR_CURRENT_PRCB);
+SIM_AT(KPCR, IdtBase, SIM_KPCR_IDT_BASE);
+SIM_AT(KPCR, Irql, SIM_KPCR_IRQL);
+SIM_AT(KPCR, Prcb, SIM_KPCR_PRCB);
+_Static_assert(sizeof(KPCR) == SIM_KPCR_SIZE, "KPCR size");
+
+/* Objects */
+typedef struct _OBJECT_HEADER {
+    LONG64 PointerCount;
+    LONG64 HandleCount;
+    UCHAR TypeIndex;
+    UCHAR TraceFlags;
+    UCHAR InfoMask;
+    UCHAR Flags;
+    ULONG Reserved0;
+    PVOID Lock;
+    PVOID ObjectCreateInfo;
+    PVOID SecurityDescriptor;
+    ULONG64 Reserved1;
+    ULONG64 Body;
+} OBJECT_HEADER;
+SIM_AT(OBJECT_HEADER, PointerCount, SIM_OBJECT_HEADER_POINTER_COUNT);
+SIM_AT(OBJECT_HEADER, HandleCount, SIM_OBJECT_HEADER_HANDLE_COUNT);
+SIM_AT(OBJECT_HEADER, TypeIndex, SIM_OBJECT_HEADER_TYPE_INDEX);
+SIM_AT(OBJECT_HEADER, InfoMask, SIM_OBJECT_HEADER_INFO_MASK);
+SIM_AT(OBJECT_HEADER, Flags, SIM_OBJECT_HEADER_FLAGS);
+SIM_AT(OBJECT_HEADER, Body, SIM_OBJECT_HEADER_BODY);
+
+typedef struct _OBJECT_HEADER_NAME_INFO {
+    UNICODE_STRING Name;
+    PVOID Directory;
+    LONG ReferenceCount;
+    ULONG Reserved0;
+} OBJECT_HEADER_NAME_INFO;
+SIM_AT(OBJECT_HEADER_NAME_INFO, Name, SIM_OBJECT_HEADER_NAME_INFO_NAME);
+SIM_AT(OBJECT_HEADER_NAME_INFO, Directory, SIM_OBJECT_HEADER_NAME_INFO_DIRECTORY);
+_Static_assert(sizeof(OBJECT_HEADER_NAME_INFO) == SIM_OBJECT_HEADER_NAME_INFO_SIZE,
+               "OBJECT_HEADER_NAME_INFO size");
+
+typedef struct _OBJECT_TYPE {
+    UNICODE_STRING Name;
+    LIST_ENTRY TypeList;
+    PVOID DefaultObject;
+    ULONG Key;
+    UCHAR Index;
+    UCHAR Reserved0[3];
+    ULONG TotalNumberOfObjects;
+    ULONG TotalNumberOfHandles;
+    UCHAR Reserved1[SIM_OBJECT_TYPE_SIZE - SIM_OBJECT_TYPE_TOTAL_HANDLES - 4];
+} OBJECT_TYPE;
+SIM_AT(OBJECT_TYPE, Name, SIM_OBJECT_TYPE_NAME);
+SIM_AT(OBJECT_TYPE, TypeList, SIM_OBJECT_TYPE_TYPE_LIST);
+SIM_AT(OBJECT_TYPE, Key, SIM_OBJECT_TYPE_KEY);
+SIM_AT(OBJECT_TYPE, Index, SIM_OBJECT_TYPE_INDEX);
+SIM_AT(OBJECT_TYPE, TotalNumberOfObjects, SIM_OBJECT_TYPE_TOTAL_OBJECTS);
+SIM_AT(OBJECT_TYPE, TotalNumberOfHandles, SIM_OBJECT_TYPE_TOTAL_HANDLES);
+_Static_assert(sizeof(OBJECT_TYPE) == SIM_OBJECT_TYPE_SIZE, "OBJECT_TYPE size");
+
+/* I/O */
+struct _DEVICE_OBJECT;
+struct _IRP;
+typedef NTSTATUS (*PDRIVER_DISPATCH)(struct _DEVICE_OBJECT* DeviceObject, struct _IRP* Irp);
+
+typedef struct _DRIVER_OBJECT {
+    SHORT Type;
+    SHORT Size;
+    ULONG Flags;
+    ULONG64 Reserved0;
+    struct _DEVICE_OBJECT* DeviceObject;
+    ULONG64 Reserved1;
+    PVOID DriverStart;
+    ULONG DriverSize;
+    ULONG Reserved2;
+    PVOID DriverSection;
+    PVOID DriverExtension;
+    ULONG64 Reserved3;
+    UNICODE_STRING DriverName;
+    PUNICODE_STRING HardwareDatabase;
+    PVOID FastIoDispatch;
+    ULONG64 Reserved4;
+    PVOID DriverInit;
+    PVOID DriverStartIo;
+    PVOID DriverUnload;
+    PDRIVER_DISPATCH MajorFunction[28];
+} DRIVER_OBJECT, *PDRIVER_OBJECT;
+SIM_AT(DRIVER_OBJECT, Flags, SIM_DRIVER_OBJECT_FLAGS);
+SIM_AT(DRIVER_OBJECT, DeviceObject, SIM_DRIVER_OBJECT_DEVICE_OBJECT);
+SIM_AT(DRIVER_OBJECT, DriverStart, SIM_DRIVER_OBJECT_DRIVER_START);
+SIM_AT(DRIVER_OBJECT, DriverSize, SIM_DRIVER_OBJECT_DRIVER_SIZE);
+SIM_AT(DRIVER_OBJECT, DriverSection, SIM_DRIVER_OBJECT_DRIVER_SECTION);
+SIM_AT(DRIVER_OBJECT, DriverExtension, SIM_DRIVER_OBJECT_DRIVER_EXTENSION);
+SIM_AT(DRIVER_OBJECT, DriverName, SIM_DRIVER_OBJECT_DRIVER_NAME);
+SIM_AT(DRIVER_OBJECT, DriverInit, SIM_DRIVER_OBJECT_DRIVER_INIT);
+SIM_AT(DRIVER_OBJECT, DriverStartIo, SIM_DRIVER_OBJECT_DRIVER_START_IO);
+SIM_AT(DRIVER_OBJECT, DriverUnload, SIM_DRIVER_OBJECT_DRIVER_UNLOAD);
+SIM_AT(DRIVER_OBJECT, MajorFunction, SIM_DRIVER_OBJECT_MAJOR_FUNCTION);
+_Static_assert(sizeof(DRIVER_OBJECT) == SIM_DRIVER_OBJECT_SIZE, "DRIVER_OBJECT size");
+
+typedef struct _DEVOBJ_EXTENSION {
+    SHORT Type;
+    USHORT Size;
+    ULONG Reserved0;
+    struct _DEVICE_OBJECT* DeviceObject;
+    ULONG PowerFlags;
+    ULONG Reserved1;
+    PVOID Dope;
+    ULONG ExtensionFlags;
+    ULONG Reserved2;
+    PVOID DeviceNode;
+    PVOID Reserved3;
+    struct _DEVICE_OBJECT* AttachedTo;
+    PVOID Vpb;
+} DEVOBJ_EXTENSION;
+SIM_AT(DEVOBJ_EXTENSION, DeviceObject, SIM_DEVOBJ_EXTENSION_DEVICE_OBJECT);
+SIM_AT(DEVOBJ_EXTENSION, AttachedTo, SIM_DEVOBJ_EXTENSION_ATTACHED_TO);
+_Static_assert(sizeof(DEVOBJ_EXTENSION) == SIM_DEVOBJ_EXTENSION_SIZE, "DEVOBJ_EXTENSION size");
+
+typedef struct _DEVICE_OBJECT {
+    SHORT Type;
+    USHORT Size;
+    LONG ReferenceCount;
+    ULONG64 Reserved0;
+    DRIVER_OBJECT* DriverObject;
+    struct _DEVICE_OBJECT* NextDevice;
+    struct _DEVICE_OBJECT* AttachedDevice;
+    struct _IRP* CurrentIrp;
+    PVOID Timer;
+    ULONG Flags;
+    ULONG Characteristics;
+    PVOID Vpb;
+    PVOID DeviceExtension;
+    ULONG DeviceType;
+    CHAR StackSize;
+    UCHAR Reserved1[SIM_DEVICE_OBJECT_DEVICE_OBJECT_EXTENSION - SIM_DEVICE_OBJECT_STACK_SIZE - 1];
+    DEVOBJ_EXTENSION* DeviceObjectExtension;
+    UCHAR Reserved2[SIM_DEVICE_OBJECT_SIZE - SIM_DEVICE_OBJECT_DEVICE_OBJECT_EXTENSION - 8];
+} DEVICE_OBJECT, *PDEVICE_OBJECT;
+SIM_AT(DEVICE_OBJECT, ReferenceCount, SIM_DEVICE_OBJECT_REFERENCE_COUNT);
+SIM_AT(DEVICE_OBJECT, DriverObject, SIM_DEVICE_OBJECT_DRIVER_OBJECT);
+SIM_AT(DEVICE_OBJECT, NextDevice, SIM_DEVICE_OBJECT_NEXT_DEVICE);
+SIM_AT(DEVICE_OBJECT, AttachedDevice, SIM_DEVICE_OBJECT_ATTACHED_DEVICE);
+SIM_AT(DEVICE_OBJECT, CurrentIrp, SIM_DEVICE_OBJECT_CURRENT_IRP);
+SIM_AT(DEVICE_OBJECT, Flags, SIM_DEVICE_OBJECT_FLAGS);
+SIM_AT(DEVICE_OBJECT, Characteristics, SIM_DEVICE_OBJECT_CHARACTERISTICS);
+SIM_AT(DEVICE_OBJECT, DeviceExtension, SIM_DEVICE_OBJECT_DEVICE_EXTENSION);
+SIM_AT(DEVICE_OBJECT, DeviceType, SIM_DEVICE_OBJECT_DEVICE_TYPE);
+SIM_AT(DEVICE_OBJECT, StackSize, SIM_DEVICE_OBJECT_STACK_SIZE);
+SIM_AT(DEVICE_OBJECT, DeviceObjectExtension, SIM_DEVICE_OBJECT_DEVICE_OBJECT_EXTENSION);
+_Static_assert(sizeof(DEVICE_OBJECT) == SIM_DEVICE_OBJECT_SIZE, "DEVICE_OBJECT size");
+
+typedef struct _IO_STACK_LOCATION {
+    UCHAR MajorFunction;
+    UCHAR MinorFunction;
+    UCHAR Flags;
+    UCHAR Control;
+    ULONG Reserved0;
+    union {
+        struct {
+            PVOID Argument1;
+            PVOID Argument2;
+            PVOID Argument3;
+            PVOID Argument4;
+        } Others;
+        struct {
+            ULONG OutputBufferLength;
+            ULONG Reserved;
+            ULONG InputBufferLength;
+            ULONG Reserved2;
+            ULONG IoControlCode;
+            ULONG Reserved3;
+            PVOID Type3InputBuffer;
+        } DeviceIoControl;
+        UCHAR Raw[0x28];
+    } Parameters;
+    DEVICE_OBJECT* DeviceObject;
+    PVOID FileObject;
+    PVOID CompletionRoutine;
+    PVOID Context;
+} IO_STACK_LOCATION, *PIO_STACK_LOCATION;
+SIM_AT(IO_STACK_LOCATION, MinorFunction, SIM_IO_STACK_LOCATION_MINOR_FUNCTION);
+SIM_AT(IO_STACK_LOCATION, Flags, SIM_IO_STACK_LOCATION_FLAGS);
+SIM_AT(IO_STACK_LOCATION, Control, SIM_IO_STACK_LOCATION_CONTROL);
+SIM_AT(IO_STACK_LOCATION, Parameters, SIM_IO_STACK_LOCATION_PARAMETERS);
+SIM_AT(IO_STACK_LOCATION, DeviceObject, SIM_IO_STACK_LOCATION_DEVICE_OBJECT);
+SIM_AT(IO_STACK_LOCATION, FileObject, SIM_IO_STACK_LOCATION_FILE_OBJECT);
+SIM_AT(IO_STACK_LOCATION, CompletionRoutine, SIM_IO_STACK_LOCATION_COMPLETION_ROUTINE);
+SIM_AT(IO_STACK_LOCATION, Context, SIM_IO_STACK_LOCATION_CONTEXT);
+_Static_assert(sizeof(IO_STACK_LOCATION) == SIM_IO_STACK_LOCATION_SIZE, "IO_STACK_LOCATION size");
+
+typedef struct _IRP {
+    SHORT Type;
+    USHORT Size;
+    USHORT AllocationProcessorNumber;
+    USHORT Reserved0;
+    ULONG Flags;
+    ULONG Reserved1;
+    PVOID MdlAddress;
+    union {
+        struct _IRP* MasterIrp;
+        LONG IrpCount;
+        PVOID SystemBuffer;
+    } AssociatedIrp;
+    IO_STATUS_BLOCK IoStatus;
+    LIST_ENTRY ThreadListEntry;
+    UCHAR Reserved2;
+    KPROCESSOR_MODE RequestorMode;
+    BOOLEAN PendingReturned;
+    CHAR StackCount;
+    CHAR CurrentLocation;
+    BOOLEAN Cancel;
+    KIRQL CancelIrql;
+    UCHAR Reserved3[9];
+    IO_STATUS_BLOCK* UserIosb;
+    KEVENT* UserEvent;
+    ULONG64 Overlay[2];
+    PVOID CancelRoutine;
+    PVOID UserBuffer;
+    union {
+        struct {
+            PVOID DriverContext[4];
+            ETHREAD* Thread;
+            PVOID AuxiliaryBuffer;
+            LIST_ENTRY ListEntry;
+            IO_STACK_LOCATION* CurrentStackLocation;
+            PVOID OriginalFileObject;
+        } Overlay;
+    } Tail;
+    ULONG64 Reserved4;
+} IRP, *PIRP;
+SIM_AT(IRP, Flags, SIM_IRP_FLAGS);
+SIM_AT(IRP, MdlAddress, SIM_IRP_MDL_ADDRESS);
+SIM_AT(IRP, AssociatedIrp, SIM_IRP_ASSOCIATED_IRP);
+SIM_AT(IRP, IoStatus, SIM_IRP_IO_STATUS);
+SIM_AT(IRP, ThreadListEntry, SIM_IRP_THREAD_LIST_ENTRY);
+SIM_AT(IRP, RequestorMode, SIM_IRP_REQUESTOR_MODE);
+SIM_AT(IRP, PendingReturned, SIM_IRP_PENDING_RETURNED);
+SIM_AT(IRP, StackCount, SIM_IRP_STACK_COUNT);
+SIM_AT(IRP, CurrentLocation, SIM_IRP_CURRENT_LOCATION);
+SIM_AT(IRP, Cancel, SIM_IRP_CANCEL);
+SIM_AT(IRP, CancelIrql, SIM_IRP_CANCEL_IRQL);
+SIM_AT(IRP, UserIosb, SIM_IRP_USER_IOSB);
+SIM_AT(IRP, UserEvent, SIM_IRP_USER_EVENT);
+SIM_AT(IRP, CancelRoutine, SIM_IRP_CANCEL_ROUTINE);
+SIM_AT(IRP, UserBuffer, SIM_IRP_USER_BUFFER);
+SIM_AT(IRP, Tail, SIM_IRP_TAIL);
+SIM_AT(IRP, Tail.Overlay.Thread, SIM_IRP_TAIL_OVERLAY_THREAD);
+SIM_AT(IRP, Tail.Overlay.CurrentStackLocation, SIM_IRP_TAIL_OVERLAY_CURRENT_STACK_LOCATION);
+SIM_AT(IRP, Tail.Overlay.OriginalFileObject, SIM_IRP_TAIL_OVERLAY_ORIGINAL_FILE_OBJECT);
+_Static_assert(sizeof(IRP) == SIM_IRP_SIZE, "IRP size");
+
+/* User mode */
+typedef struct _LDR_DATA_TABLE_ENTRY {
+    LIST_ENTRY InLoadOrderLinks;
+    LIST_ENTRY InMemoryOrderLinks;
+    LIST_ENTRY InInitializationOrderLinks;
+    ULONG64 Reserved0;
+    PVOID DllBase;
+    PVOID EntryPoint;
+    ULONG SizeOfImage;
+    ULONG Reserved1;
+    UNICODE_STRING FullDllName;
+    UNICODE_STRING BaseDllName;
+    ULONG Flags;
+    USHORT ObsoleteLoadCount;
+    USHORT TlsIndex;
+    UCHAR Reserved2[SIM_LDR_ENTRY_SIZE - SIM_LDR_ENTRY_BASE_DLL_NAME - 0x18];
+} LDR_DATA_TABLE_ENTRY;
+SIM_AT(LDR_DATA_TABLE_ENTRY, InMemoryOrderLinks, SIM_LDR_ENTRY_IN_MEMORY_ORDER);
+SIM_AT(LDR_DATA_TABLE_ENTRY, InInitializationOrderLinks, SIM_LDR_ENTRY_IN_INIT_ORDER);
+SIM_AT(LDR_DATA_TABLE_ENTRY, DllBase, SIM_LDR_ENTRY_DLL_BASE);
+SIM_AT(LDR_DATA_TABLE_ENTRY, EntryPoint, SIM_LDR_ENTRY_ENTRY_POINT);
+SIM_AT(LDR_DATA_TABLE_ENTRY, SizeOfImage, SIM_LDR_ENTRY_SIZE_OF_IMAGE);
+SIM_AT(LDR_DATA_TABLE_ENTRY, FullDllName, SIM_LDR_ENTRY_FULL_DLL_NAME);
+SIM_AT(LDR_DATA_TABLE_ENTRY, BaseDllName, SIM_LDR_ENTRY_BASE_DLL_NAME);
+_Static_assert(sizeof(LDR_DATA_TABLE_ENTRY) == SIM_LDR_ENTRY_SIZE, "LDR_DATA_TABLE_ENTRY size");
+
+typedef struct _PEB_LDR_DATA {
+    ULONG Length;
+    BOOLEAN Initialized;
+    UCHAR Reserved0[3];
+    PVOID SsHandle;
+    ULONG64 Reserved1;
+    LIST_ENTRY InLoadOrderModuleList;
+    LIST_ENTRY InMemoryOrderModuleList;
+    LIST_ENTRY InInitializationOrderModuleList;
+    struct _LDR_DATA_TABLE_ENTRY* EntryInProgress;
+    BOOLEAN ShutdownInProgress;
+    UCHAR Reserved2[7];
+    PVOID ShutdownThreadId;
+} PEB_LDR_DATA;
+SIM_AT(PEB_LDR_DATA, Initialized, SIM_PEB_LDR_DATA_INITIALIZED);
+SIM_AT(PEB_LDR_DATA, InLoadOrderModuleList, SIM_PEB_LDR_DATA_IN_LOAD_ORDER);
+SIM_AT(PEB_LDR_DATA, InMemoryOrderModuleList, SIM_PEB_LDR_DATA_IN_MEMORY_ORDER);
+SIM_AT(PEB_LDR_DATA, InInitializationOrderModuleList, SIM_PEB_LDR_DATA_IN_INIT_ORDER);
+_Static_assert(sizeof(PEB_LDR_DATA) == SIM_PEB_LDR_DATA_SIZE, "PEB_LDR_DATA size");
+
+typedef struct _RTL_USER_PROCESS_PARAMETERS {
+    ULONG MaximumLength;
+    ULONG Length;
+    ULONG Flags;
+    ULONG DebugFlags;
+    PVOID ConsoleHandle;
+    UCHAR Reserved0[SIM_PROCESS_PARAMETERS_IMAGE_PATH_NAME - 0x18];
+    UNICODE_STRING ImagePathName;
+    UNICODE_STRING CommandLine;
+    PVOID Environment;
+    UCHAR Reserved1[SIM_PROCESS_PARAMETERS_SIZE - SIM_PROCESS_PARAMETERS_COMMAND_LINE - 0x18];
+} RTL_USER_PROCESS_PARAMETERS;
+SIM_AT(RTL_USER_PROCESS_PARAMETERS, ImagePathName, SIM_PROCESS_PARAMETERS_IMAGE_PATH_NAME);
+SIM_AT(RTL_USER_PROCESS_PARAMETERS, CommandLine, SIM_PROCESS_PARAMETERS_COMMAND_LINE);
+_Static_assert(sizeof(RTL_USER_PROCESS_PARAMETERS) == SIM_PROCESS_PARAMETERS_SIZE,
+               "RTL_USER_PROCESS_PARAMETERS size");
+
+typedef struct _PEB {
+    BOOLEAN InheritedAddressSpace;
+    BOOLEAN ReadImageFileExecOptions;
+    BOOLEAN BeingDebugged;
+    UCHAR BitField;
+    UCHAR Reserved0[4];
+    PVOID Mutant;
+    ULONG64 Reserved1;
+    PVOID ImageBaseAddress;
+    PEB_LDR_DATA* Ldr;
+    RTL_USER_PROCESS_PARAMETERS* ProcessParameters;
+    PVOID SubSystemData;
+    PVOID ProcessHeap;
+    UCHAR Reserved2[SIM_PEB_NUMBER_OF_PROCESSORS - SIM_PEB_PROCESS_HEAP - 8];
+    ULONG NumberOfProcessors;
+    ULONG NtGlobalFlag;
+    UCHAR Reserved3[SIM_PEB_OS_MAJOR_VERSION - SIM_PEB_NUMBER_OF_PROCESSORS - 8];
+    ULONG OSMajorVersion;
+    ULONG OSMinorVersion;
+    USHORT OSBuildNumber;
+    USHORT OSCSDVersion;
+    ULONG OSPlatformId;
+    UCHAR Reserved4[SIM_PEB_SESSION_ID - SIM_PEB_OS_BUILD_NUMBER - 8];
+    ULONG SessionId;
+    UCHAR Reserved5[SIM_PEB_SIZE - SIM_PEB_SESSION_ID - 4];
+} PEB, *PPEB;
+SIM_AT(PEB, BeingDebugged, SIM_PEB_BEING_DEBUGGED);
+SIM_AT(PEB, ImageBaseAddress, SIM_PEB_IMAGE_BASE_ADDRESS);
+SIM_AT(PEB, Ldr, SIM_PEB_LDR);
+SIM_AT(PEB, ProcessParameters, SIM_PEB_PROCESS_PARAMETERS);
+SIM_AT(PEB, ProcessHeap, SIM_PEB_PROCESS_HEAP);
+SIM_AT(PEB, NumberOfProcessors, SIM_PEB_NUMBER_OF_PROCESSORS);
+SIM_AT(PEB, OSMajorVersion, SIM_PEB_OS_MAJOR_VERSION);
+SIM_AT(PEB, OSMinorVersion, SIM_PEB_OS_MINOR_VERSION);
+SIM_AT(PEB, OSBuildNumber, SIM_PEB_OS_BUILD_NUMBER);
+SIM_AT(PEB, SessionId, SIM_PEB_SESSION_ID);
+_Static_assert(sizeof(PEB) == SIM_PEB_SIZE, "PEB size");
+
+/* The kernel's loader entry (PsLoadedModuleList), with the layout every x64 build shares. */
+typedef struct _KLDR_DATA_TABLE_ENTRY {
+    LIST_ENTRY InLoadOrderLinks;
+    PVOID ExceptionTable;
+    ULONG ExceptionTableSize;
+    ULONG Reserved0;
+    PVOID GpValue;
+    PVOID NonPagedDebugInfo;
+    PVOID DllBase;
+    PVOID EntryPoint;
+    ULONG SizeOfImage;
+    ULONG Reserved1;
+    UNICODE_STRING FullDllName;
+    UNICODE_STRING BaseDllName;
+    ULONG Flags;
+    USHORT LoadCount;
+    USHORT Reserved2;
+    PVOID SectionPointer;
+    ULONG CheckSum;
+    ULONG CoverageSectionSize;
+    PVOID CoverageSection;
+    PVOID LoadedImports;
+    PVOID Spare;
+    ULONG SizeOfImageNotRounded;
+    ULONG TimeDateStamp;
+} KLDR_DATA_TABLE_ENTRY;
+SIM_AT(KLDR_DATA_TABLE_ENTRY, DllBase, SIM_LDR_DLL_BASE);
+SIM_AT(KLDR_DATA_TABLE_ENTRY, EntryPoint, SIM_LDR_ENTRY_POINT);
+SIM_AT(KLDR_DATA_TABLE_ENTRY, SizeOfImage, SIM_LDR_SIZE_OF_IMAGE);
+SIM_AT(KLDR_DATA_TABLE_ENTRY, BaseDllName, SIM_LDR_BASE_DLL_NAME);
+
 typedef void (*PKSTART_ROUTINE)(PVOID StartContext);
 typedef NTSTATUS (*PDRIVER_INITIALIZE)(PVOID DriverObject, PUNICODE_STRING RegistryPath);
 
@@ -58,9 +826,17 @@ NTEXPORT __declspec(align(16)) ULONG64 KdDebuggerDataBlock[0x380 / 8];
 NTEXPORT LIST_ENTRY KdpDebuggerDataListHead;
 NTEXPORT LIST_ENTRY PsLoadedModuleList;
 NTEXPORT LIST_ENTRY PsActiveProcessHead;
-NTEXPORT PVOID PsInitialSystemProcess;
-NTEXPORT PVOID PsIdleProcess;
-NTEXPORT PVOID KiProcessorBlock[64];
+NTEXPORT EPROCESS* PsInitialSystemProcess;
+NTEXPORT EPROCESS* PsIdleProcess;
+NTEXPORT KPRCB* KiProcessorBlock[64];
+/* The object manager's types, by OBJECT_HEADER.TypeIndex (the simulator fills them). */
+NTEXPORT OBJECT_TYPE* ObTypeIndexTable[SIM_MAX_OBJECT_TYPES];
+NTEXPORT OBJECT_TYPE* PsProcessType;
+NTEXPORT OBJECT_TYPE* PsThreadType;
+NTEXPORT OBJECT_TYPE* IoDriverObjectType;
+NTEXPORT OBJECT_TYPE* IoDeviceObjectType;
+NTEXPORT OBJECT_TYPE* IoFileObjectType;
+NTEXPORT OBJECT_TYPE* ExEventObjectType;
 NTEXPORT PVOID MmPhysicalMemoryBlock;
 NTEXPORT ULONG64 MmNumberOfPhysicalPages;
 NTEXPORT ULONG64 MmLowestPhysicalPage;
@@ -731,11 +1507,68 @@ static void KiExpireTimers(void) {
  * ---------------------------------------------------------------------------------------- */
 typedef void (*PDRIVER_UNLOAD)(PVOID DriverObject);
 
+/* ------------------------------------------------------------------------------------------
+ * Objects and I/O: the object header in front of a body, its name, and IRP dispatch.
+ * ---------------------------------------------------------------------------------------- */
+static OBJECT_HEADER* ObpHeader(PVOID Object) {
+    return (OBJECT_HEADER*)((UCHAR*)Object - SIM_OBJECT_HEADER_BODY);
+}
+
+NTEXPORT OBJECT_TYPE* ObGetObjectType(PVOID Object) {
+    return ObTypeIndexTable[ObpHeader(Object)->TypeIndex];
+}
+
+NTEXPORT OBJECT_HEADER_NAME_INFO* ObQueryNameInfo(PVOID Object) {
+    OBJECT_HEADER* header = ObpHeader(Object);
+    if ((header->InfoMask & 0x02) == 0) {
+        return 0;
+    }
+    return (OBJECT_HEADER_NAME_INFO*)((UCHAR*)header - sizeof(OBJECT_HEADER_NAME_INFO));
+}
+
+NTEXPORT void KeInitializeEvent(KEVENT* Event, ULONG Type, BOOLEAN State) {
+    Event->Header.Type = (UCHAR)Type;
+    Event->Header.Signalling = 0;
+    Event->Header.Size = sizeof(KEVENT) / sizeof(LONG);
+    Event->Header.SignalState = State;
+    Event->Header.WaitListHead.Flink = &Event->Header.WaitListHead;
+    Event->Header.WaitListHead.Blink = &Event->Header.WaitListHead;
+}
+
+/* Passes an IRP to the next lower stack location's driver, as IofCallDriver does. */
+NTEXPORT NTSTATUS IoCallDriver(DEVICE_OBJECT* DeviceObject, IRP* Irp) {
+    Irp->CurrentLocation--;
+    IO_STACK_LOCATION* next = Irp->Tail.Overlay.CurrentStackLocation - 1;
+    Irp->Tail.Overlay.CurrentStackLocation = next;
+    next->DeviceObject = DeviceObject;
+    return DeviceObject->DriverObject->MajorFunction[next->MajorFunction](DeviceObject, Irp);
+}
+
+/* What a driver's unhandled IRP_MJ_* entries point to. */
+NTEXPORT NTSTATUS IopInvalidDeviceRequest(DEVICE_OBJECT* DeviceObject, IRP* Irp) {
+    (void)DeviceObject;
+    Irp->IoStatus.Status = (NTSTATUS)0xC0000010; /* STATUS_INVALID_DEVICE_REQUEST */
+    Irp->IoStatus.Information = 0;
+    return Irp->IoStatus.Status;
+}
+
+NTEXPORT PEB* PsGetProcessPeb(EPROCESS* Process) {
+    return Process->Peb;
+}
+
+NTEXPORT PVOID PsGetThreadId(ETHREAD* Thread) {
+    return Thread->Cid.UniqueThread;
+}
+
+NTEXPORT KPCR* KeGetPcr(void) {
+    return (KPCR*)KiReadGsQword(SIM_KPCR_SELF);
+}
+
 #define FIELD_AT(type, base, offset) (*(type*)((UCHAR*)(base) + (offset)))
 
 static __declspec(noinline) void IopLoadDriver(volatile SIM_DRIVER_REQUEST* Request) {
     LIST_ENTRY* entry = (LIST_ENTRY*)Request->LdrEntry;
-    PVOID base = FIELD_AT(PVOID, entry, SIM_LDR_DLL_BASE);
+    PVOID base = ((KLDR_DATA_TABLE_ENTRY*)entry)->DllBase;
     PVOID driver = (PVOID)Request->DriverObject;
     InsertTailList(&PsLoadedModuleList, entry);
     DbgLoadImageSymbols((PSTRING)Request->ImageName, base, (ULONG_PTR)-1);

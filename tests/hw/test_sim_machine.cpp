@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unistd.h>
@@ -280,7 +281,7 @@ TEST_CASE("KDDEBUGGER_DATA64 is where GetVersion's DebuggerDataList says") {
     uint64_t system = links - SIM_EPROCESS_ACTIVE_PROCESS_LINKS;
     CHECK(read_as<uint64_t>(*m, system + SIM_EPROCESS_UNIQUE_PROCESS_ID) == 4);
     CHECK(read_cstring(*m, system + SIM_EPROCESS_IMAGE_FILE_NAME) == "System");
-    CHECK(read_as<uint64_t>(*m, links) == head);
+    CHECK(read_as<uint64_t>(*m, links + 8) == head); // System is first
 
     // KUSER_SHARED_DATA
     CHECK(read_as<uint32_t>(*m, layout::KUSER_SHARED_DATA + 0x26C) == 10);
@@ -1443,4 +1444,187 @@ TEST_CASE("write_physical_snapshot: a sparse image equal to physical memory, and
     CHECK_FALSE(std::filesystem::exists(path + ".runs.tmp"));
     std::remove(path.c_str());
     std::remove((path + ".runs").c_str());
+}
+
+// ---- the workload: processes, threads, objects, the device stack (hw/SimObjects.cpp) ----
+
+namespace {
+
+// A virtual address through another page-table root (a user process's), read physically.
+std::optional<uint64_t> translate_with(SimMachine& m, uint64_t dtb, uint64_t va) {
+    uint64_t table = dtb & 0x000FFFFFFFFFF000ull;
+    for (int shift : {39, 30, 21, 12}) {
+        uint64_t entry = 0;
+        m.read_physical(table + ((va >> shift) & 511) * 8,
+                        {reinterpret_cast<uint8_t*>(&entry), sizeof(entry)});
+        if ((entry & 1) == 0) {
+            return std::nullopt;
+        }
+        table = entry & 0x000FFFFFFFFFF000ull;
+    }
+    return table | (va & 0xFFF);
+}
+
+template <class T> T read_user(SimMachine& m, uint64_t dtb, uint64_t va) {
+    T v{};
+    auto pa = translate_with(m, dtb, va);
+    REQUIRE(pa.has_value());
+    m.read_physical(*pa, {reinterpret_cast<uint8_t*>(&v), sizeof(v)});
+    return v;
+}
+
+std::u16string read_user_ustring(SimMachine& m, uint64_t dtb, uint64_t at) {
+    auto length = read_user<uint16_t>(m, dtb, at);
+    auto buffer = read_user<uint64_t>(m, dtb, at + 8);
+    std::u16string s(length / 2, u'\0');
+    for (size_t i = 0; i < s.size(); ++i) {
+        s[i] = read_user<char16_t>(m, dtb, buffer + i * 2);
+    }
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("workload: PsActiveProcessHead lists System and the user processes, with threads") {
+    auto m = make_machine(2);
+    const auto& w = m->workload();
+    auto d = read_as<KDDEBUGGER_DATA64>(*m, m->kd_debugger_data_block());
+    REQUIRE(w.processes.size() == 6);
+    CHECK(w.processes.front().image == "System");
+    CHECK(w.processes.back().image == "Idle");
+    // The list, in order, is the workload minus Idle.
+    std::vector<uint64_t> listed;
+    for (uint64_t e = read_as<uint64_t>(*m, d.PsActiveProcessHead); e != d.PsActiveProcessHead;
+         e = read_as<uint64_t>(*m, e)) {
+        listed.push_back(e - SIM_EPROCESS_ACTIVE_PROCESS_LINKS);
+        REQUIRE(listed.size() < 16);
+    }
+    REQUIRE(listed.size() == 5);
+    for (size_t i = 0; i < listed.size(); ++i) {
+        const auto& p = w.processes[i];
+        INFO(p.image);
+        CHECK(listed[i] == p.eprocess);
+        CHECK(read_as<uint64_t>(*m, p.eprocess + SIM_EPROCESS_UNIQUE_PROCESS_ID) == p.pid);
+        CHECK(read_as<uint64_t>(*m, p.eprocess + d.OffsetEprocessParentCID) == p.parent_pid);
+        CHECK(read_as<uint64_t>(*m, p.eprocess + d.OffsetEprocessPeb) == p.peb);
+        CHECK(read_as<uint64_t>(*m, p.eprocess + d.OffsetEprocessDirectoryTableBase) ==
+              p.directory_table_base);
+        CHECK(read_cstring(*m, p.eprocess + SIM_EPROCESS_IMAGE_FILE_NAME) == p.image);
+        // The object header in front: the Process type.
+        const uint64_t header = p.eprocess - SIM_OBJECT_HEADER_BODY;
+        uint8_t index = read_as<uint8_t>(*m, header + SIM_OBJECT_HEADER_TYPE_INDEX);
+        CHECK(index == SIM_OBJ_TYPE_PROCESS);
+        uint64_t type = read_as<uint64_t>(*m, *m->address_of("nt", "ObTypeIndexTable") + index * 8);
+        CHECK(type == read_as<uint64_t>(*m, *m->address_of("nt", "PsProcessType")));
+        // Its threads, through EPROCESS.ThreadListHead, are the workload's.
+        std::vector<uint64_t> threads;
+        const uint64_t head = p.eprocess + SIM_EPROCESS_THREAD_LIST_HEAD;
+        for (uint64_t e = read_as<uint64_t>(*m, head); e != head; e = read_as<uint64_t>(*m, e)) {
+            threads.push_back(e - SIM_ETHREAD_THREAD_LIST_ENTRY);
+            REQUIRE(threads.size() < 16);
+        }
+        REQUIRE(threads.size() == p.threads.size());
+        for (size_t t = 0; t < threads.size(); ++t) {
+            const auto& th = p.threads[t];
+            CHECK(threads[t] == th.ethread);
+            CHECK(read_as<uint64_t>(*m, th.ethread + SIM_ETHREAD_CID) == p.pid);
+            CHECK(read_as<uint64_t>(*m, th.ethread + SIM_ETHREAD_CID + 8) == th.tid);
+            CHECK(read_as<uint8_t>(*m, th.ethread + SIM_KTHREAD_STATE) == th.state);
+            CHECK(read_as<uint64_t>(*m, th.ethread + d.OffsetKThreadApcProcess) == p.eprocess);
+            if (th.wait_object != 0) {
+                CHECK(th.state == 5);
+                CHECK(read_as<uint8_t>(*m, th.ethread + d.OffsetKThreadWaitReason) ==
+                      th.wait_reason);
+                uint64_t block = read_as<uint64_t>(*m, th.ethread + SIM_KTHREAD_WAIT_BLOCK_LIST);
+                CHECK(read_as<uint64_t>(*m, block + SIM_KWAIT_BLOCK_OBJECT) == th.wait_object);
+                CHECK(read_as<uint64_t>(*m, block + SIM_KWAIT_BLOCK_THREAD) == th.ethread);
+            }
+        }
+    }
+    // System: the running kdtest thread and two waiting ones; different wait reasons overall.
+    CHECK(w.processes[0].threads.size() == 3);
+    std::set<uint8_t> reasons;
+    for (const auto& p : w.processes) {
+        for (const auto& t : p.threads) {
+            if (t.state == 5) {
+                reasons.insert(t.wait_reason);
+            }
+        }
+    }
+    CHECK(reasons.size() >= 5);
+}
+
+TEST_CASE("workload: a user process has its own address space with a PEB and loader list") {
+    auto m = make_machine();
+    const auto& w = m->workload();
+    const SimProcess* svchost = nullptr;
+    for (const auto& p : w.processes) {
+        if (p.image == "svchost.exe") {
+            svchost = &p;
+        }
+    }
+    REQUIRE(svchost != nullptr);
+    const uint64_t dtb = svchost->directory_table_base;
+    CHECK(dtb != m->directory_table_base());
+    CHECK(svchost->peb != 0);
+    CHECK_FALSE(m->translate(svchost->peb).has_value()); // not in the kernel's tables
+    // The kernel half is shared; the self-map points at the process's own PML4.
+    CHECK(translate_with(*m, dtb, m->kernel_base()) == m->translate(m->kernel_base()));
+    uint64_t self = 0;
+    m->read_physical(dtb + layout::SELF_MAP_INDEX * 8,
+                     {reinterpret_cast<uint8_t*>(&self), sizeof(self)});
+    CHECK((self & 0x000FFFFFFFFFF000ull) == dtb);
+    const uint64_t peb = svchost->peb;
+    CHECK(read_user<uint16_t>(*m, dtb, peb + SIM_PEB_OS_BUILD_NUMBER) == 19041);
+    const uint64_t params = read_user<uint64_t>(*m, dtb, peb + SIM_PEB_PROCESS_PARAMETERS);
+    CHECK(read_user_ustring(*m, dtb, params + SIM_PROCESS_PARAMETERS_COMMAND_LINE) ==
+          u"C:\\Windows\\system32\\svchost.exe -k netsvcs -p");
+    const uint64_t ldr = read_user<uint64_t>(*m, dtb, peb + SIM_PEB_LDR);
+    const uint64_t first = read_user<uint64_t>(*m, dtb, ldr + SIM_PEB_LDR_DATA_IN_LOAD_ORDER);
+    CHECK(read_user_ustring(*m, dtb, first + SIM_LDR_ENTRY_BASE_DLL_NAME) == u"svchost.exe");
+    const uint64_t second = read_user<uint64_t>(*m, dtb, first);
+    CHECK(read_user_ustring(*m, dtb, second + SIM_LDR_ENTRY_BASE_DLL_NAME) == u"ntdll.dll");
+    CHECK(read_user<uint64_t>(*m, dtb, second) == ldr + SIM_PEB_LDR_DATA_IN_LOAD_ORDER);
+}
+
+TEST_CASE("workload: kdtest's device on the PnP manager's PDO, with a pending IRP") {
+    auto m = make_machine();
+    const auto& w = m->workload();
+    REQUIRE(w.devices.size() == 2);
+    const auto& pdo = w.devices[0];
+    const auto& fdo = w.devices[1];
+    CHECK(fdo.name == "KdTest0");
+    CHECK(fdo.attached_to == pdo.device_object);
+    CHECK(fdo.driver_object == w.driver_objects.at("\\Driver\\kdtest"));
+    CHECK(read_as<uint64_t>(*m, pdo.device_object + SIM_DEVICE_OBJECT_ATTACHED_DEVICE) ==
+          fdo.device_object);
+    uint64_t ext =
+        read_as<uint64_t>(*m, fdo.device_object + SIM_DEVICE_OBJECT_DEVICE_OBJECT_EXTENSION);
+    CHECK(read_as<uint64_t>(*m, ext + SIM_DEVOBJ_EXTENSION_ATTACHED_TO) == pdo.device_object);
+    CHECK(read_as<uint64_t>(*m, fdo.driver_object + SIM_DRIVER_OBJECT_DEVICE_OBJECT) ==
+          fdo.device_object);
+    // The kdtest DRIVER_OBJECT describes kdtest.sys.
+    uint64_t kdtest_base = 0;
+    for (const auto& mod : m->modules()) {
+        if (mod.base_name == "kdtest.sys") {
+            kdtest_base = mod.base;
+        }
+    }
+    CHECK(kdtest_base != 0);
+    CHECK(read_as<uint64_t>(*m, fdo.driver_object + SIM_DRIVER_OBJECT_DRIVER_START) == kdtest_base);
+    // The IRP: current at the FDO, in the waiting thread's IRP list.
+    const uint64_t irp = w.pending_irp;
+    REQUIRE(irp != 0);
+    CHECK(read_as<uint64_t>(*m, fdo.device_object + SIM_DEVICE_OBJECT_CURRENT_IRP) == irp);
+    CHECK(read_as<uint64_t>(*m, irp + SIM_IRP_TAIL_OVERLAY_THREAD) == w.pending_irp_thread);
+    uint64_t location = read_as<uint64_t>(*m, irp + SIM_IRP_TAIL_OVERLAY_CURRENT_STACK_LOCATION);
+    CHECK(read_as<uint8_t>(*m, location + SIM_IO_STACK_LOCATION_MAJOR_FUNCTION) == 0x0E);
+    CHECK(read_as<uint64_t>(*m, location + SIM_IO_STACK_LOCATION_DEVICE_OBJECT) ==
+          fdo.device_object);
+    CHECK(read_as<uint64_t>(*m, w.pending_irp_thread + SIM_ETHREAD_IRP_LIST) ==
+          irp + SIM_IRP_THREAD_LIST_ENTRY);
+    // The thread waits on the IRP's UserEvent.
+    uint64_t event = read_as<uint64_t>(*m, irp + SIM_IRP_USER_EVENT);
+    uint64_t block = read_as<uint64_t>(*m, w.pending_irp_thread + SIM_KTHREAD_WAIT_BLOCK_LIST);
+    CHECK(read_as<uint64_t>(*m, block + SIM_KWAIT_BLOCK_OBJECT) == event);
 }
