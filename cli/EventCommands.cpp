@@ -76,7 +76,10 @@ bool Repl::cmd_sx_module(std::string_view word, std::string_view args) {
         name += ":" + pattern;
     }
     print(name + (load ? " - Load module - " : " - Unload module - ") +
-          (stop ? "break" : word == "sxn" ? "output" : "ignore") + "\n");
+          (stop            ? "break"
+           : word == "sxn" ? "output"
+                           : "ignore") +
+          "\n");
     return true;
 }
 
@@ -98,8 +101,7 @@ bool Repl::resume_if_module_event_unwanted(const engine::StopEvent& stop) {
 
 std::string Repl::module_event_line(const engine::StopEvent& stop) {
     if (stop.unload) {
-        return "Unload module " + stop.image_path + " at " + format_address(stop.image_base) +
-               "\n";
+        return "Unload module " + stop.image_path + " at " + format_address(stop.image_base) + "\n";
     }
     return "ModLoad: " + format_address(stop.image_base) + " " +
            format_address(stop.image_base + stop.image_size) + "   " + stop.image_path + "\n";

@@ -290,6 +290,8 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
         cmd_bc_bd_be(word, args);
     } else if (word == "t" || word == "p" || word == "gu") {
         cmd_step(word, args);
+    } else if (word == "pc" || word == "tc" || word == "pa" || word == "ta") {
+        cmd_step_to(word, args); // StepCommands.cpp
     } else if (word == ".pagein") {
         cmd_pagein(args);
     } else if (word == ".allow_bp_ba_convert") {

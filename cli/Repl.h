@@ -101,6 +101,10 @@ private:
     void cmd_bl();
     void cmd_bc_bd_be(std::string_view word, std::string_view args);
     void cmd_step(std::string_view word, std::string_view args);
+    // pc / tc / pa / ta (StepCommands.cpp)
+    void cmd_step_to(std::string_view word, std::string_view args);
+    std::optional<engine::StopEvent> wait_step_quietly(bool& interrupted);
+    bool call_at(uint64_t address);
     void cmd_pagein(std::string_view args);
     void cmd_allow_convert(std::string_view args);
     void cmd_sx(std::string_view word, std::string_view args);

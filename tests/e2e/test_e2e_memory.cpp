@@ -11,8 +11,8 @@
 #include <cstdlib>
 #include <doctest/doctest.h>
 #include <fstream>
-#include <thread>
 #include <sstream>
+#include <thread>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -219,8 +219,8 @@ TEST_CASE("sxe ld stops on loads only with WinDbg's ModLoad line, sxe ud on unlo
         std::this_thread::sleep_for(100ms);
     }
     REQUIRE(::access(sock.c_str(), F_OK) == 0);
-    e2e::Process p({kBin + "/kdcart", "-k", "com:pipe,port=" + sock + ",resets=0,reconnect",
-                    "-b", "-c", "sxe ld; g"});
+    e2e::Process p({kBin + "/kdcart", "-k", "com:pipe,port=" + sock + ",resets=0,reconnect", "-b",
+                    "-c", "sxe ld; g"});
     REQUIRE(p.started());
     EXPECT_OUT(p, R"(ld - Load module - break\n)", 60s);
     // The next stop is a load (an unload in between runs on): ModLoad, then where it stopped.
@@ -232,8 +232,7 @@ TEST_CASE("sxe ld stops on loads only with WinDbg's ModLoad line, sxe ud on unlo
     REQUIRE(stopped);
     CHECK(m[1].str() == "ModLoad");
     CHECK(m[0].str().find("ModLoad: fffff880`01400000 fffff880`014") == 0);
-    CHECK(m[0].str().find("   \\SystemRoot\\system32\\drivers\\kdlate.sys\n") !=
-          std::string::npos);
+    CHECK(m[0].str().find("   \\SystemRoot\\system32\\drivers\\kdlate.sys\n") != std::string::npos);
     EXPECT_OUT(p, "\n" + kAddr + " [0-9a-f]+ +[a-z]", 30s); // the code line where it stopped
     EXPECT_OUT(p, kPrompt, 30s);
 
@@ -249,6 +248,33 @@ TEST_CASE("sxe ld stops on loads only with WinDbg's ModLoad line, sxe ud on unlo
     EXPECT_OUT(p, kPrompt, 30s);
     cmd(p, "sxd ud");
     EXPECT_OUT(p, R"(ud - Unload module - ignore\n)", 30s);
+    cmd(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+}
+
+TEST_CASE("pa steps to an address showing every step, tc traces to the next call") {
+    e2e::Process p(
+        {kBin + "/kdcart", "--sim", "-b", "--sim-baud", "0", "--kdsim", kBin + "/kdsim"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, kPrompt, 60s);
+    cmd(p, "bp kdtest!KdTestCompute");
+    EXPECT_OUT(p, kPrompt, 30s);
+    cmd(p, "g");
+    EXPECT_OUT(p, R"(Breakpoint 0 hit\nkdtest!KdTestCompute:\n)", 60s);
+    EXPECT_OUT(p, kPrompt, 30s);
+    cmd(p, "bc *");
+    EXPECT_OUT(p, kPrompt, 30s);
+    // To the return address: every step shows the registers; the last one is in the caller.
+    cmd(p, "pa poi(@rsp)");
+    EXPECT_OUT(p, R"(rip=fffff880012[0-9a-f]{5})", 30s);
+    EXPECT_OUT(p, R"(rip=fffff880012[0-9a-f]{5})", 30s);
+    EXPECT_OUT(p, R"(kdtest!KdTestLoop\+0x[0-9a-f]+:\n)" + kAddr + " ", 60s);
+    EXPECT_OUT(p, kPrompt, 30s);
+    // To the next call: only the stop at the call instruction is shown.
+    cmd(p, "tc");
+    EXPECT_OUT(p, R"(rip=[0-9a-f]{16})", 30s);
+    EXPECT_OUT(p, "\n" + kAddr + R"( [0-9a-f]+ +call +)", 60s);
+    EXPECT_OUT(p, kPrompt, 30s);
     cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
 }
