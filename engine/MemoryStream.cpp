@@ -1,11 +1,16 @@
 #include "engine/MemoryStream.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace kdcart::engine {
 
 namespace {
 constexpr uint64_t kPage = 4096;
+// ReadResult::status when the link (not the target) failed part-way through a read
+// (STATUS_IO_TIMEOUT, the read verifier's kLinkFailedStatus): the rest is not known to be
+// unreadable, so the stream ends there with an error instead of skipping a page.
+constexpr uint32_t kLinkFailedStatus = 0xC00000B5;
 } // namespace
 
 Result<uint64_t> stream_memory(Memory& memory, AddressSpace space, uint64_t address, uint64_t size,
@@ -42,6 +47,12 @@ Result<uint64_t> stream_memory(Memory& memory, AddressSpace space, uint64_t addr
             if (!sink(piece)) {
                 return done;
             }
+        }
+        if (got < want && r->status == kLinkFailedStatus) {
+            char at[32];
+            std::snprintf(at, sizeof at, "%#llx", static_cast<unsigned long long>(cur + got));
+            return make_error(Errc::Timeout,
+                              std::string("the link failed during the read (at ") + at + ")");
         }
         if (got < want) {
             // The byte at `bad` failed: the rest of its page is not readable; the next page may be.
