@@ -20,8 +20,10 @@ bool is_private(SymbolKind k) {
 
 void SymbolIndex::build(std::vector<Input> inputs) {
     m_names.clear();
+    m_folded.clear();
     m_entries.clear();
     m_by_address.clear();
+    m_address_rva.clear();
     m_by_name.clear();
     // Bounded: a 32-bit arena and entry count.
     const size_t max_entries = std::numeric_limits<uint32_t>::max() / 2;
@@ -64,9 +66,14 @@ void SymbolIndex::build(std::vector<Input> inputs) {
         m_names += in.name;
         m_entries.push_back(e);
     }
+    m_folded = m_names;
+    for (char& c : m_folded) {
+        c = fold_ascii(c);
+    }
     for (uint32_t i = 0; i < m_entries.size(); ++i) {
         if (!m_entries[i].alias) {
             m_by_address.push_back(i); // already in (rva, rank) order
+            m_address_rva.push_back(m_entries[i].rva);
         }
     }
     m_by_name.resize(m_entries.size());
@@ -74,7 +81,7 @@ void SymbolIndex::build(std::vector<Input> inputs) {
         m_by_name[i] = i;
     }
     std::sort(m_by_name.begin(), m_by_name.end(), [this](uint32_t a, uint32_t b) {
-        const int c = compare_nocase(name(m_entries[a]), name(m_entries[b]));
+        const int c = folded(m_entries[a]).compare(folded(m_entries[b]));
         if (c != 0) {
             return c < 0;
         }
@@ -83,24 +90,20 @@ void SymbolIndex::build(std::vector<Input> inputs) {
 }
 
 const SymbolEntry* SymbolIndex::lookup(uint32_t rva) const {
-    auto it = std::upper_bound(m_by_address.begin(), m_by_address.end(), rva,
-                               [this](uint32_t r, uint32_t i) { return r < m_entries[i].rva; });
-    if (it == m_by_address.begin()) {
+    // The last entry at or below rva, then back to the first (best) of its address.
+    auto it = std::upper_bound(m_address_rva.begin(), m_address_rva.end(), rva);
+    if (it == m_address_rva.begin()) {
         return nullptr;
     }
-    --it;
-    // The best entry at that address is the first of its group.
-    const uint32_t at_rva = m_entries[*it].rva;
-    while (it != m_by_address.begin() && m_entries[*(it - 1)].rva == at_rva) {
-        --it;
-    }
-    return &m_entries[*it];
+    it = std::lower_bound(m_address_rva.begin(), it, *(it - 1));
+    return &m_entries[m_by_address[static_cast<size_t>(it - m_address_rva.begin())]];
 }
 
 const SymbolEntry* SymbolIndex::next_after(uint32_t rva) const {
-    auto it = std::upper_bound(m_by_address.begin(), m_by_address.end(), rva,
-                               [this](uint32_t r, uint32_t i) { return r < m_entries[i].rva; });
-    return it == m_by_address.end() ? nullptr : &m_entries[*it];
+    auto it = std::upper_bound(m_address_rva.begin(), m_address_rva.end(), rva);
+    return it == m_address_rva.end()
+               ? nullptr
+               : &m_entries[m_by_address[static_cast<size_t>(it - m_address_rva.begin())]];
 }
 
 std::vector<const SymbolEntry*> SymbolIndex::at(uint32_t rva) const {
@@ -114,26 +117,30 @@ std::vector<const SymbolEntry*> SymbolIndex::at(uint32_t rva) const {
 }
 
 std::vector<const SymbolEntry*> SymbolIndex::find(std::string_view wanted) const {
-    auto range = std::equal_range(
-        m_by_name.begin(), m_by_name.end(), wanted, [this](const auto& a, const auto& b) {
-            if constexpr (std::is_same_v<std::decay_t<decltype(a)>, uint32_t>) {
-                return compare_nocase(name(m_entries[a]), b) < 0;
-            } else {
-                return compare_nocase(a, name(m_entries[b])) < 0;
-            }
-        });
-    std::vector<const SymbolEntry*> exact, folded;
+    std::string key(wanted);
+    for (char& c : key) {
+        c = fold_ascii(c);
+    }
+    auto lo = std::lower_bound(
+        m_by_name.begin(), m_by_name.end(), key,
+        [this](uint32_t i, const std::string& k) { return folded(m_entries[i]).compare(k) < 0; });
+    auto hi = lo;
+    while (hi != m_by_name.end() && folded(m_entries[*hi]) == key) {
+        ++hi;
+    }
+    const auto range = std::make_pair(lo, hi);
+    std::vector<const SymbolEntry*> exact, other_case;
     for (auto it = range.first; it != range.second; ++it) {
         const SymbolEntry& e = m_entries[*it];
-        (name(e) == wanted ? exact : folded).push_back(&e);
+        (name(e) == wanted ? exact : other_case).push_back(&e);
     }
     // Within each group: private before public records.
     auto by_rank = [](const SymbolEntry* a, const SymbolEntry* b) {
         return rank(a->kind) < rank(b->kind);
     };
     std::stable_sort(exact.begin(), exact.end(), by_rank);
-    std::stable_sort(folded.begin(), folded.end(), by_rank);
-    exact.insert(exact.end(), folded.begin(), folded.end());
+    std::stable_sort(other_case.begin(), other_case.end(), by_rank);
+    exact.insert(exact.end(), other_case.begin(), other_case.end());
     return exact;
 }
 
@@ -148,19 +155,21 @@ void SymbolIndex::match(std::string_view pattern,
         }
         return;
     }
-    const std::string_view prefix = pattern.substr(0, wild);
+    std::string prefix(pattern.substr(0, wild));
+    for (char& c : prefix) {
+        c = fold_ascii(c);
+    }
     auto it = m_by_name.begin();
     if (!prefix.empty()) {
         it = std::lower_bound(m_by_name.begin(), m_by_name.end(), prefix,
-                              [this](uint32_t i, std::string_view p) {
-                                  return compare_nocase(name(m_entries[i]), p) < 0;
+                              [this](uint32_t i, const std::string& p) {
+                                  return folded(m_entries[i]).compare(p) < 0;
                               });
     }
     for (; it != m_by_name.end(); ++it) {
         const SymbolEntry& e = m_entries[*it];
         const std::string_view n = name(e);
-        if (!prefix.empty() &&
-            (n.size() < prefix.size() || compare_nocase(n.substr(0, prefix.size()), prefix) != 0)) {
+        if (!prefix.empty() && folded(e).substr(0, prefix.size()) != prefix) {
             break; // past the names that start with the prefix
         }
         if (!e.alias && wildcard_match(pattern, n)) {

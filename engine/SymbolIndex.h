@@ -65,10 +65,16 @@ class SymbolIndex {
     void for_each_by_address(const std::function<void(const SymbolEntry&)>& fn) const;
 
   private:
+    std::string_view folded(const SymbolEntry& e) const {
+        return std::string_view(m_folded).substr(e.name_offset, e.name_length);
+    }
+
     std::string m_names;
+    std::string m_folded; // m_names in lower case: the name index compares these
     std::vector<SymbolEntry> m_entries;
-    std::vector<uint32_t> m_by_address; // indices into m_entries, non-alias, by (rva, rank)
-    std::vector<uint32_t> m_by_name;    // indices into m_entries, case-insensitive name order
+    std::vector<uint32_t> m_by_address;  // indices into m_entries, non-alias, by (rva, rank)
+    std::vector<uint32_t> m_address_rva; // m_by_address's RVAs, contiguous for the search
+    std::vector<uint32_t> m_by_name;     // indices into m_entries, case-insensitive name order
 };
 
 } // namespace kdcart::engine

@@ -6,7 +6,7 @@
 namespace kdcart::engine {
 
 inline char fold_ascii(char c) {
-    return static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c;
 }
 
 inline bool has_wildcard(std::string_view pattern) {
