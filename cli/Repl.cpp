@@ -1,4 +1,5 @@
 #include "cli/Repl.h"
+#include "cli/KernelCommands.h"
 #include "cli/TextUtil.h"
 
 #include "engine/Expression.h"
@@ -244,6 +245,9 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     // Split the command word: letters/dots/!/~ then the rest.
     size_t i = 0;
     if (cmd[0] == '~') {
+        if (trim(cmd.substr(1)).empty() && run_kernel_command(*m_dbg, m_out, "~", "")) {
+            return Flow::Continue; // `~` alone lists the processors (KernelCommands.cpp)
+        }
         cmd_switch_processor(cmd.substr(1));
         return Flow::Continue;
     }
@@ -278,6 +282,10 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     }
     // .sympath .symfix .reload !sym x ln lm* !lmi dps dqs dds dt (SymbolCommands.cpp)
     if (run_symbol_command(*m_dbg, m_out, m_symbol_state, word, args)) {
+        return Flow::Continue;
+    }
+    // !analyze, !error, !pte, !vtop, !irql, !pcr, !prcb, !process, .lastevent
+    if (run_kernel_command(*m_dbg, m_out, word, args)) {
         return Flow::Continue;
     }
     if (word == "bp" || word == "bu" || word == "bm") {

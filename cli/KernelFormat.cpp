@@ -1,0 +1,223 @@
+#include "cli/KernelFormat.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <vector>
+
+namespace kdcart::cli {
+
+namespace {
+
+std::string hex16(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
+    return buf;
+}
+
+std::string hex(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
+    return buf;
+}
+
+} // namespace
+
+std::string format_bugcheck_help(uint32_t code, const std::array<uint64_t, 4>& params,
+                                 const engine::BugCheckDescription& d) {
+    std::string out;
+    if (!d.known) {
+        out += "Unknown bugcheck code (" + hex(code) + ")\n";
+        out += "Unknown bugcheck description\n";
+    } else {
+        out += d.name + " (" + hex(code) + ")\n";
+        if (!d.description.empty()) {
+            out += d.description + "\n";
+        }
+    }
+    out += "Arguments:\n";
+    for (size_t i = 0; i < 4; ++i) {
+        out += "Arg" + std::to_string(i + 1) + ": " + hex16(params[i]);
+        if (!d.parameters[i].empty()) {
+            out += ", " + d.parameters[i];
+        }
+        out += "\n";
+    }
+    return out;
+}
+
+std::string format_analyze_details(uint32_t code, const std::array<uint64_t, 4>& params) {
+    std::string out = "Debugging Details:\n------------------\n\n\n";
+    out += "BUGCHECK_CODE:  " + hex(code) + "\n\n";
+    for (size_t i = 0; i < 4; ++i) {
+        out += "BUGCHECK_P" + std::to_string(i + 1) + ": " + hex(params[i]) + "\n\n";
+    }
+    char str[32];
+    std::snprintf(str, sizeof str, "0x%X", code);
+    out += std::string("BUGCHECK_STR:  ") + str + "\n\n";
+    return out;
+}
+
+std::string format_error_code(const engine::ErrorLookup& e) {
+    const char* kind = e.kind == engine::ErrorKind::NtStatus  ? "NTSTATUS"
+                       : e.kind == engine::ErrorKind::HResult ? "HRESULT"
+                                                              : "Win32";
+    char head[96];
+    std::snprintf(head, sizeof head, "Error code: (%s) 0x%x (%u) - ", kind, e.value, e.value);
+    return std::string(head) + (e.known ? e.text : "<Unable to get error code text>") + "\n";
+}
+
+namespace {
+
+std::string upper16(uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016" PRIX64, v);
+    return buf;
+}
+
+std::string rstrip(std::string s) {
+    while (!s.empty() && s.back() == ' ') {
+        s.pop_back();
+    }
+    return s;
+}
+
+// Pads `line` with blanks to `column` (one blank at least when it is already longer).
+void pad_to(std::string& line, size_t column) {
+    if (line.size() < column) {
+        line.append(column - line.size(), ' ');
+    }
+}
+
+constexpr size_t kPteColumn = 27;
+
+} // namespace
+
+std::string format_pte(const engine::PagingStructureAddresses& a, const engine::PteWalk& w) {
+    using engine::PteKind;
+    std::string out = std::string(43, ' ') + "VA " + hex16(w.va) + "\n";
+    out += "PXE at " + upper16(a.pxe) + "    PPE at " + upper16(a.ppe) + "    PDE at " +
+           upper16(a.pde) + "    PTE at " + upper16(a.pte) + "\n";
+    std::string contains;
+    std::string pfns;
+    std::vector<std::string> details; // lines under the first not-valid entry
+    size_t detail_column = 0;
+    for (size_t i = 0; i < w.entries.size(); ++i) {
+        const auto& e = w.entries[i];
+        const size_t col = i * kPteColumn;
+        pad_to(contains, col);
+        contains += "contains " + upper16(e.raw);
+        pad_to(pfns, col);
+        const auto& d = e.decoded;
+        if (d.kind == PteKind::Valid) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "pfn %-10" PRIx64 "%s", d.pfn,
+                          engine::pte_flags(e.raw, e.level).c_str());
+            pfns += buf;
+            if (d.large) {
+                pad_to(pfns, col + kPteColumn);
+                pfns += "LARGE PAGE pfn " + hex(w.page_pfn);
+            }
+            continue;
+        }
+        pfns += "not valid";
+        detail_column = col;
+        char buf[96];
+        auto protect = [&] {
+            std::snprintf(buf, sizeof buf, "Protect: %x - %s", d.protection,
+                          engine::protection_name(d.protection).c_str());
+            details.emplace_back(buf);
+        };
+        switch (d.kind) {
+        case PteKind::Prototype:
+            if (d.proto_vad) {
+                details.emplace_back("Proto: VAD");
+                protect();
+            } else {
+                details.push_back("Proto: " + upper16(d.proto_address));
+            }
+            break;
+        case PteKind::Transition:
+            details.push_back("Transition: " + hex(d.pfn));
+            protect();
+            break;
+        case PteKind::PageFile:
+            details.push_back("PageFile: " + hex(d.page_file));
+            details.push_back("Offset: " + hex(d.page_file_offset));
+            protect();
+            break;
+        case PteKind::DemandZero:
+            details.emplace_back("DemandZero");
+            protect();
+            break;
+        default:
+            break;
+        }
+    }
+    if (!w.entries.empty()) {
+        out += rstrip(contains) + "\n" + rstrip(pfns) + "\n";
+    }
+    for (const auto& line : details) {
+        out += std::string(detail_column, ' ') + line + "\n";
+    }
+    if (w.unreadable_table) {
+        out +=
+            "Unable to read the page table at physical address " + hex(*w.unreadable_table) + "\n";
+    }
+    return out;
+}
+
+std::string format_vtop(const engine::PteWalk& w) {
+    static const char* const kNames[5] = {"", "PTE", "PDE", "PDPE", "PML4E"};
+    std::string out = "Amd64VtoP: Virt " + hex16(w.va) + ", pagedir " + hex16(w.dtb) + "\n";
+    for (const auto& e : w.entries) {
+        out += std::string("Amd64VtoP: ") + kNames[e.level] + " " + hex16(e.physical) + "\n";
+        if (e.decoded.kind == engine::PteKind::Zero) {
+            out += std::string("Amd64VtoP: zero ") + kNames[e.level] + "\n";
+        } else if (e.decoded.kind != engine::PteKind::Valid) {
+            out += std::string("Amd64VtoP: ") + kNames[e.level] + " not present (" + hex16(e.raw) +
+                   ")\n";
+        }
+    }
+    if (w.unreadable_table) {
+        out += "Amd64VtoP: unable to read the table at physical address " +
+               hex16(*w.unreadable_table) + "\n";
+    }
+    if (!w.mapped) {
+        out += "Virtual address " + hex(w.va) + " translation fails, error 0xD0000147.\n";
+        return out;
+    }
+    const bool large = !w.entries.empty() && w.entries.back().decoded.large;
+    out += std::string("Amd64VtoP: ") + (large ? "Large page mapped phys " : "Mapped phys ") +
+           hex16(w.physical) + "\n";
+    out += "Virtual address " + hex(w.va) + " translates to physical address " + hex(w.physical) +
+           ".\n";
+    return out;
+}
+
+std::string format_process_brief(const engine::ProcessInfo& p) {
+    char buf[256];
+    std::string out = "PROCESS " + hex16(p.eprocess) + "\n";
+    std::snprintf(buf, sizeof buf,
+                  "    SessionId: <unknown>  Cid: %04" PRIx64 "    Peb: %08" PRIx64
+                  "  ParentCid: %04" PRIx64 "\n",
+                  p.pid, p.peb, p.parent_pid);
+    out += buf;
+    std::snprintf(buf, sizeof buf,
+                  "    DirBase: %08" PRIx64 "  ObjectTable: <unknown>  HandleCount: <unknown>\n",
+                  p.directory_table_base);
+    out += buf;
+    out += "    Image: " + p.image + "\n\n";
+    return out;
+}
+
+std::string format_no_types_notice(const std::vector<std::string>& sources) {
+    std::string out = "NT symbols are incorrect, please fix symbols\n";
+    out += "(no kernel PDB types: the offsets below come from KDDEBUGGER_DATA64";
+    out += sources.empty() ? ")\n" : " and the kernel's own data)\n";
+    for (const auto& s : sources) {
+        out += "    " + s + "\n";
+    }
+    return out;
+}
+
+} // namespace kdcart::cli
