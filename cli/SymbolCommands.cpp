@@ -1,5 +1,6 @@
 #include "cli/SymbolCommands.h"
 #include "cli/Repl.h"
+#include "cli/StackCommands.h"
 #include "cli/TextUtil.h"
 #include "cli/TypeFormat.h"
 #include "cli/format/Format.h"
@@ -597,6 +598,8 @@ bool run_symbol_command(engine::Debugger& dbg, Output& out, SymbolCommandState& 
         cmd_dps(dbg, out, state, word == "dps" ? "dqs" : word, args);
     } else if (word == "dt") {
         cmd_dt(dbg, out, args);
+    } else if (run_stack_command(dbg, out, state, word, args)) {
+        return true;
     } else {
         return false;
     }

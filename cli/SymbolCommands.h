@@ -19,6 +19,10 @@ class Output;
 struct SymbolCommandState {
     std::optional<uint64_t> next_address;
     std::string last_command = "dps";
+    // .frame N: the scope dv shows, valid while frame 0 is still at (frame_pc, frame_sp).
+    size_t frame = 0;
+    uint64_t frame_pc = 0;
+    uint64_t frame_sp = 0;
 };
 
 bool run_symbol_command(engine::Debugger& dbg, Output& out, SymbolCommandState& state,

@@ -111,10 +111,16 @@ std::string layout_text(const PdbTypes& types, uint32_t index, int depth = 0) {
 
 struct Reader {
     engine::Debugger& dbg;
+    // A value held in a register: `address` 0 reads it instead of memory.
+    std::optional<uint64_t> register_value = std::nullopt;
     // Little-endian value of `size` (<= 8) bytes; nullopt when unreadable.
     std::optional<uint64_t> value(uint64_t address, uint64_t size) {
         if (size == 0 || size > 8) {
             return std::nullopt;
+        }
+        if (register_value && address == 0) {
+            return size == 8 ? *register_value
+                             : *register_value & ((uint64_t{1} << (8 * size)) - 1);
         }
         auto m = dbg.read_virtual(address, size);
         if (!m || !m->all_valid()) {
@@ -357,6 +363,23 @@ std::string format_value_inline(engine::Debugger& dbg, const PdbTypes& types, ui
         return types.c_name(idx);
     }
     return value_text(rd, types, idx, address);
+}
+
+std::string format_value_at(engine::Debugger& dbg, const PdbTypes& types, uint32_t type,
+                            uint64_t address) {
+    Reader rd{dbg};
+    return value_text(rd, types, type, address);
+}
+
+std::string format_value_of(engine::Debugger& dbg, const PdbTypes& types, uint32_t type,
+                            uint64_t value) {
+    Reader rd{dbg, value};
+    uint32_t idx = type;
+    const PdbType* t = bare(types, idx);
+    if (t && (t->kind == Kind::Struct || t->kind == Kind::Union || t->kind == Kind::Array)) {
+        return t->name.empty() ? types.c_name(idx) : t->name; // an aggregate in a register
+    }
+    return value_text(rd, types, type, 0);
 }
 
 void cmd_dt(engine::Debugger& dbg, Output& out, std::string_view args) {

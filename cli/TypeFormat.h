@@ -19,6 +19,13 @@ class Output;
 std::string format_value_inline(engine::Debugger& dbg, const engine::PdbTypes& types, uint32_t type,
                                 uint64_t address);
 
+// A typed value at a target address as dt shows a field ("0x5", "0n-1", "_LIST_ENTRY [ ... ]").
+std::string format_value_at(engine::Debugger& dbg, const engine::PdbTypes& types, uint32_t type,
+                            uint64_t address);
+// The same for a value held in a register (at most 8 bytes, no memory behind it).
+std::string format_value_of(engine::Debugger& dbg, const engine::PdbTypes& types, uint32_t type,
+                            uint64_t value);
+
 void cmd_dt(engine::Debugger& dbg, Output& out, std::string_view args);
 
 } // namespace kdcart::cli

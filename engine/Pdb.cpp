@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <unordered_set>
 
 namespace kdcart::engine {
@@ -52,6 +53,9 @@ struct PdbFile::Impl {
     uint16_t machine = 0;
     bool has_dbi = false;
     bool private_symbols = false;
+    std::vector<uint32_t> section_rva;
+    // Where each private function's record is: RVA -> (module index, offset in its stream).
+    std::map<uint32_t, std::pair<uint32_t, uint32_t>> functions;
     std::unique_ptr<PdbTypes> types;
     std::string types_error;
 };
@@ -236,6 +240,8 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
             section_rva.push_back(s.virtual_address);
         }
     }
+    m->section_rva = section_rva;
+    m->functions.clear();
     auto to_rva = [&](uint16_t segment, uint32_t offset) -> std::optional<uint32_t> {
         if (segment == 0 || segment > section_rva.size()) {
             return std::nullopt;
@@ -272,7 +278,9 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
             }
             bool had_error = false;
             int depth = 0;
-            for (const CVSymbol& sym : mod.symbols(&had_error)) {
+            const auto& records = mod.getSymbolArray();
+            for (auto it = records.begin(&had_error); it != records.end(); ++it) {
+                const CVSymbol& sym = *it;
                 const SymbolKind k = sym.kind();
                 if (depth == 0 && is_proc(k)) {
                     auto p = SymbolDeserializer::deserializeAs<ProcSym>(sym);
@@ -286,6 +294,7 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
                         s.type_index = p->FunctionType.getIndex();
                         s.kind = PdbSymbol::Kind::Function;
                         s.is_private = true;
+                        m->functions.emplace(*rva, std::make_pair(i, it.offset()));
                         out.push_back(std::move(s));
                         any_private = true;
                     }
@@ -418,6 +427,207 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
     }
     m->private_symbols = any_private;
     return unique;
+}
+
+Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
+    auto where = m->functions.find(function_rva);
+    if (where == m->functions.end() || !m->has_dbi) {
+        return make_error(Errc::NotFound, "no function record at this address");
+    }
+    PDBFile& file = *m->file;
+    auto dbi = file.getPDBDbiStream();
+    if (!dbi) {
+        return make_error(Errc::Malformed, llvm_error_text(dbi.takeError()));
+    }
+    const DbiModuleList& modules = dbi->modules();
+    if (where->second.first >= modules.getModuleCount()) {
+        return make_error(Errc::Malformed, "bad module index");
+    }
+    const DbiModuleDescriptor desc = modules.getModuleDescriptor(where->second.first);
+    auto stream = file.safelyCreateIndexedStream(desc.getModuleStreamIndex());
+    if (!stream) {
+        return make_error(Errc::Malformed, llvm_error_text(stream.takeError()));
+    }
+    ModuleDebugStreamRef mod(desc, std::move(*stream));
+    if (auto e = mod.reload()) {
+        return make_error(Errc::Malformed, llvm_error_text(std::move(e)));
+    }
+    auto to_rva = [&](uint16_t segment, uint32_t offset) -> uint32_t {
+        if (segment == 0 || segment > m->section_rva.size()) {
+            return 0;
+        }
+        return m->section_rva[segment - 1] + offset;
+    };
+    PdbFunctionFrame frame;
+    const auto& records = mod.getSymbolArray();
+    int depth = 0;
+    int inline_depth = 0; // inside an inlined call site: its locals are the inlinee's
+    std::vector<bool> opened_inline;
+    bool first = true;
+    size_t regrel_params = 0; // S_REGREL32 records carry no parameter flag: the first N are
+    for (auto it = records.at(where->second.second); it != records.end(); ++it) {
+        const CVSymbol& sym = *it;
+        const SymbolKind k = sym.kind();
+        if (first) {
+            first = false;
+            auto p = SymbolDeserializer::deserializeAs<ProcSym>(sym);
+            if (!is_proc(k) || !p) {
+                if (!p) {
+                    consumeError(p.takeError());
+                }
+                return make_error(Errc::Malformed, "the function record is not a procedure");
+            }
+            frame.name = p->Name.str();
+            frame.rva = function_rva;
+            frame.size = p->CodeSize;
+            frame.type = p->FunctionType.getIndex();
+            if (auto t = types()) {
+                if (const PdbType* ft = (*t)->get(frame.type)) {
+                    regrel_params = ft->params.size();
+                }
+            }
+            depth = 1;
+            continue;
+        }
+        if (scope_closes(k)) {
+            if (!opened_inline.empty()) {
+                inline_depth -= opened_inline.back() ? 1 : 0;
+                opened_inline.pop_back();
+            }
+            if (--depth <= 0) {
+                break;
+            }
+            continue;
+        }
+        if (scope_opens(k)) {
+            ++depth;
+            const bool is_inline = k == S_INLINESITE || k == S_INLINESITE2;
+            opened_inline.push_back(is_inline);
+            inline_depth += is_inline ? 1 : 0;
+            continue;
+        }
+        if (inline_depth > 0 || depth > 64) {
+            continue;
+        }
+        switch (k) {
+        case S_FRAMEPROC: {
+            auto f = SymbolDeserializer::deserializeAs<FrameProcSym>(sym);
+            if (!f) {
+                consumeError(f.takeError());
+                break;
+            }
+            frame.frame_bytes = f->TotalFrameBytes;
+            const CPUType cpu = m->machine == k_machine_i386 ? CPUType::Intel80386 : CPUType::X64;
+            frame.frame_register = static_cast<uint16_t>(f->getLocalFramePtrReg(cpu));
+            break;
+        }
+        case S_REGREL32: {
+            auto r = SymbolDeserializer::deserializeAs<RegRelativeSym>(sym);
+            if (!r) {
+                consumeError(r.takeError());
+                break;
+            }
+            PdbLocal l;
+            l.name = r->Name.str();
+            l.type = r->Type.getIndex();
+            l.is_param = regrel_params > 0;
+            regrel_params -= regrel_params > 0 ? 1 : 0;
+            l.locations.push_back({PdbLocation::Kind::RegisterRelative,
+                                   static_cast<uint16_t>(r->Register),
+                                   static_cast<int32_t>(r->Offset), 0, 0});
+            frame.locals.push_back(std::move(l));
+            break;
+        }
+        case S_BPREL32: {
+            auto r = SymbolDeserializer::deserializeAs<BPRelativeSym>(sym);
+            if (!r) {
+                consumeError(r.takeError());
+                break;
+            }
+            PdbLocal l;
+            l.name = r->Name.str();
+            l.type = r->Type.getIndex();
+            l.is_param = r->Offset > 0;
+            l.locations.push_back(
+                {PdbLocation::Kind::RegisterRelative, 22 /* EBP */, r->Offset, 0, 0});
+            frame.locals.push_back(std::move(l));
+            break;
+        }
+        case S_LOCAL: {
+            auto r = SymbolDeserializer::deserializeAs<LocalSym>(sym);
+            if (!r) {
+                consumeError(r.takeError());
+                break;
+            }
+            PdbLocal l;
+            l.name = r->Name.str();
+            l.type = r->Type.getIndex();
+            l.is_param = (r->Flags & LocalSymFlags::IsParameter) != LocalSymFlags::None;
+            frame.locals.push_back(std::move(l));
+            break;
+        }
+        case S_DEFRANGE_FRAMEPOINTER_REL: {
+            auto r = SymbolDeserializer::deserializeAs<DefRangeFramePointerRelSym>(sym);
+            if (!r) {
+                consumeError(r.takeError());
+                break;
+            }
+            if (!frame.locals.empty()) {
+                const uint32_t start = to_rva(r->Range.ISectStart, r->Range.OffsetStart);
+                frame.locals.back().locations.push_back({PdbLocation::Kind::FrameRelative, 0,
+                                                         r->Hdr.Offset, start,
+                                                         start + r->Range.Range});
+            }
+            break;
+        }
+        case S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE: {
+            auto r = SymbolDeserializer::deserializeAs<DefRangeFramePointerRelFullScopeSym>(sym);
+            if (!r) {
+                consumeError(r.takeError());
+                break;
+            }
+            if (!frame.locals.empty()) {
+                frame.locals.back().locations.push_back(
+                    {PdbLocation::Kind::FrameRelative, 0, r->Offset, 0, 0});
+            }
+            break;
+        }
+        case S_DEFRANGE_REGISTER: {
+            auto r = SymbolDeserializer::deserializeAs<DefRangeRegisterSym>(sym);
+            if (!r) {
+                consumeError(r.takeError());
+                break;
+            }
+            if (!frame.locals.empty()) {
+                const uint32_t start = to_rva(r->Range.ISectStart, r->Range.OffsetStart);
+                frame.locals.back().locations.push_back({PdbLocation::Kind::Register,
+                                                         r->Hdr.Register, 0, start,
+                                                         start + r->Range.Range});
+            }
+            break;
+        }
+        case S_DEFRANGE_REGISTER_REL: {
+            auto r = SymbolDeserializer::deserializeAs<DefRangeRegisterRelSym>(sym);
+            if (!r) {
+                consumeError(r.takeError());
+                break;
+            }
+            if (!frame.locals.empty() && !r->hasSpilledUDTMember()) {
+                const uint32_t start = to_rva(r->Range.ISectStart, r->Range.OffsetStart);
+                frame.locals.back().locations.push_back({PdbLocation::Kind::RegisterRelative,
+                                                         r->Hdr.Register, r->Hdr.BasePointerOffset,
+                                                         start, start + r->Range.Range});
+            }
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    // Parameters first, each group in record order.
+    std::stable_partition(frame.locals.begin(), frame.locals.end(),
+                          [](const PdbLocal& l) { return l.is_param; });
+    return frame;
 }
 
 Result<const PdbTypes*> PdbFile::types() {

@@ -22,6 +22,37 @@ struct PdbSymbol {
     bool is_private = false; // from a module stream or the global data records
 };
 
+// Where a local variable or parameter lives, for part of its function (or all of it).
+struct PdbLocation {
+    enum class Kind : uint8_t {
+        RegisterRelative, // [register + offset]
+        FrameRelative,    // [frame pointer + offset] (the function's S_FRAMEPROC register)
+        Register,         // the value is in `cv_register`
+    };
+    Kind kind = Kind::FrameRelative;
+    uint16_t cv_register = 0; // CodeView register id (CV_AMD64_RSP = 335, ...)
+    int32_t offset = 0;
+    uint32_t start_rva = 0; // live range; both 0: the whole function
+    uint32_t end_rva = 0;
+};
+
+struct PdbLocal {
+    std::string name;
+    uint32_t type = 0;
+    bool is_param = false;
+    std::vector<PdbLocation> locations; // empty: optimized out
+};
+
+struct PdbFunctionFrame {
+    std::string name;
+    uint32_t rva = 0;
+    uint32_t size = 0;
+    uint32_t type = 0;            // the function's type (LF_PROCEDURE)
+    uint32_t frame_bytes = 0;     // S_FRAMEPROC TotalFrameBytes
+    uint16_t frame_register = 0;  // CodeView id of the frame pointer locals are relative to
+    std::vector<PdbLocal> locals; // parameters first, in declaration order
+};
+
 class PdbFile {
   public:
     ~PdbFile();
@@ -51,6 +82,9 @@ class PdbFile {
     read_symbols(const std::vector<PeSection>& fallback_sections = {});
     // True once read_symbols found function or data records (a "private" PDB).
     bool has_private_symbols() const;
+    // The parameters and locals of the private function that starts at `function_rva` (after
+    // read_symbols). NotFound when the PDB has no such function record.
+    [[nodiscard]] Result<PdbFunctionFrame> function_frame(uint32_t function_rva);
 
     // Types (TPI). Loaded on first use.
     [[nodiscard]] Result<const PdbTypes*> types();

@@ -42,6 +42,7 @@ std::vector<StackFrame> StackWalker::walk(const CONTEXT& context, size_t max_fra
             break;
         }
         frame.return_address = f->return_address;
+        frame.caller_sp = f->caller_rsp;
         frames.push_back(frame);
         // The walk ends at a return address outside every module, or when the stack does not
         // move up (a broken frame).

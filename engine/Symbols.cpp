@@ -350,6 +350,34 @@ const PdbTypes* Symbols::types_of(uint64_t base) {
     return t ? *t : nullptr;
 }
 
+std::optional<FrameScope> Symbols::frame_scope(uint64_t pc) {
+    const Module* found = m_modules.find_by_address(pc);
+    if (!found) {
+        return std::nullopt;
+    }
+    const Module m = *found;
+    ModuleSymbols* ms = ensure(m);
+    if (!ms || !ms->pdb) {
+        return std::nullopt;
+    }
+    const uint32_t rva = static_cast<uint32_t>(pc - m.base);
+    const SymbolEntry* e = ms->pdb->index.lookup(rva);
+    if (!e || e->kind != SymbolKind::Function || (e->size != 0 && rva - e->rva >= e->size)) {
+        return std::nullopt;
+    }
+    auto frame = ms->pdb->file->function_frame(e->rva);
+    if (!frame) {
+        return std::nullopt;
+    }
+    FrameScope scope;
+    scope.module = m.name;
+    scope.function_address = m.base + e->rva;
+    auto types = ms->pdb->file->types();
+    scope.types = types ? *types : nullptr;
+    scope.frame = std::move(*frame);
+    return scope;
+}
+
 std::optional<TypeRef> Symbols::find_type(std::string_view module, std::string_view name) {
     if (!m_modules.known()) {
         return std::nullopt;

@@ -48,6 +48,14 @@ struct TypeRef {
     uint32_t index = 0;
 };
 
+// The function a frame executes, with its parameters and locals (dv, kp).
+struct FrameScope {
+    std::string module;
+    uint64_t function_address = 0;
+    const PdbTypes* types = nullptr;
+    PdbFunctionFrame frame;
+};
+
 class Symbols {
   public:
     Symbols(Memory& memory, Modules& modules);
@@ -81,6 +89,8 @@ class Symbols {
                                                                  std::string_view pattern);
     // The PDB types of one module (loading it), nullptr when it has none.
     const PdbTypes* types_of(uint64_t base);
+    // The private function record that holds `pc`, with its locals; nullopt without one.
+    std::optional<FrameScope> frame_scope(uint64_t pc);
 
     // ---- state ----
     struct ModuleState {

@@ -114,6 +114,7 @@ struct StackFrame {
     uint64_t child_sp = 0;    // rsp in this frame
     uint64_t return_address = 0;
     uint64_t pc = 0;          // where this frame is executing
+    uint64_t caller_sp = 0;   // rsp after the return: where kb's "Args to Child" (home space) are
 };
 
 // A resolved symbol: module!name+offset.

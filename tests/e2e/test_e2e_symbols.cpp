@@ -198,6 +198,32 @@ TEST_CASE("symbols from a local symbol server: lm, x, ln, k, dt, dps, and a 404 
         return std::stoull(a.substr(0, 8) + a.substr(9), nullptr, 16);
     };
     CHECK(sp(child2) - sp(child1) >= 0x240);
+    // kb: the four home-space words of each frame; kp: parameters from the PDB; .frame and dv:
+    // the locals of an outer frame, found through its stack pointer.
+    cmd(p, "kb 2");
+    EXPECT_OUT(p,
+               "Child-SP          RetAddr           : Args to Child" + std::string(58, ' ') +
+                   " "
+                   ": Call Site\n" +
+                   kAddr + " " + ret0 + " : " + kAddr + " " + kAddr + " " + kAddr + " " + kAddr +
+                   " : kdtest!KdTestInnerStep\n",
+               30s);
+    cmd(p, "kp 2");
+    EXPECT_OUT(p,
+               R"(kdtest!KdTestInnerStep\(unsigned int64 Value = (0x[0-9a-f`]+|0)\)\n)" + kAddr +
+                   " " + kAddr + R"( kdtest!KdTestMiddleStep\(unsigned int64 Value = [^)]+\)\+)" +
+                   middle_off + "\n",
+               30s);
+    cmd(p, "dv");
+    EXPECT_OUT(p, R"(\n +Value = (0x[0-9a-f`]+|0)\n)", 30s);
+    cmd(p, ".frame 1");
+    EXPECT_OUT(p, "01 " + child1 + " " + ret1 + R"( kdtest!KdTestMiddleStep\+)" + middle_off + "\n",
+               30s);
+    cmd(p, "dv /v");
+    EXPECT_OUT(p, R"(prv local  )" + kAddr + R"( @rsp\+0x[0-9a-f]+ +scratch = \[576\])", 30s);
+    cmd(p, ".frame 0");
+    EXPECT_OUT(p, R"(00 )" + kAddr + " " + ret0 + R"( kdtest!KdTestInnerStep\n)", 30s);
+
     // dps over the stack: the return address is named.
     cmd(p, "dps @rsp L1");
     EXPECT_OUT(p, kAddr + "  " + ret0 + R"( kdtest!KdTestMiddleStep\+)" + middle_off + "\n", 30s);
