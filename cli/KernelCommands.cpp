@@ -528,11 +528,12 @@ class KernelCommands {
             error("Unable to walk the process list: " + list.error().message);
             return;
         }
-        print(format_no_types_notice(list->sources));
+        if (!list->from_types) {
+            print(format_no_types_notice(list->sources));
+        }
         if (flags != 0) {
             print("(flags " + hex_text(flags) +
-                  ": only the brief form is available without the "
-                  "kernel's PDB types)\n");
+                  ": only the brief form (flags 0) is available so far)\n");
         }
         bool found = false;
         if (which == 0) {

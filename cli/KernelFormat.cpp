@@ -196,15 +196,25 @@ std::string format_vtop(const engine::PteWalk& w) {
 
 std::string format_process_brief(const engine::ProcessInfo& p) {
     char buf[256];
+    std::string session = "<unknown>";
+    if (p.session_known) {
+        session = p.session_id ? std::to_string(*p.session_id) : "none";
+    }
     std::string out = "PROCESS " + hex16(p.eprocess) + "\n";
     std::snprintf(buf, sizeof buf,
-                  "    SessionId: <unknown>  Cid: %04" PRIx64 "    Peb: %08" PRIx64
+                  "    SessionId: %s  Cid: %04" PRIx64 "    Peb: %08" PRIx64
                   "  ParentCid: %04" PRIx64 "\n",
-                  p.pid, p.peb, p.parent_pid);
+                  session.c_str(), p.pid, p.peb, p.parent_pid);
     out += buf;
-    std::snprintf(buf, sizeof buf,
-                  "    DirBase: %08" PRIx64 "  ObjectTable: <unknown>  HandleCount: <unknown>\n",
-                  p.directory_table_base);
+    std::string table = p.object_table ? hex16(*p.object_table) : "<unknown>";
+    std::string handles = "<unknown>";
+    if (p.handle_count) {
+        handles = std::to_string(*p.handle_count) + ".";
+    } else if (p.object_table) {
+        handles = "<Data Not Accessible>";
+    }
+    std::snprintf(buf, sizeof buf, "    DirBase: %08" PRIx64 "  ObjectTable: %s  HandleCount: %s\n",
+                  p.directory_table_base, table.c_str(), handles.c_str());
     out += buf;
     out += "    Image: " + p.image + "\n\n";
     return out;

@@ -56,7 +56,8 @@ std::string format_vtop(const engine::PteWalk& walk);
 //       DirBase: 001ad002  ObjectTable: ffffc0001b603000  HandleCount: 2287.
 //       Image: System
 // Without the kernel's PDB types SessionId, ObjectTable and HandleCount are not known: they
-// read "<unknown>" (never a guess). Ends with the blank line WinDbg puts between processes.
+// read "<unknown>" (never a guess); with them, a HandleCount the types cannot reach reads
+// "<Data Not Accessible>" as in WinDbg. Ends with the blank line WinDbg puts between processes.
 std::string format_process_brief(const engine::ProcessInfo& process);
 
 // "NT symbols are incorrect, please fix symbols" and where each offset came from, printed

@@ -1,5 +1,6 @@
 #include "engine/KernelState.h"
 #include "engine/Debugger.h"
+#include "engine/PdbTypes.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -109,6 +110,69 @@ Result<std::vector<ProcessorInfo>> KernelState::processors() {
     return out;
 }
 
+std::optional<uint64_t> KernelState::type_field(std::string_view type_name, std::string_view path) {
+    auto ref = m_dbg.symbols().find_type("nt", type_name);
+    if (!ref || ref->types == nullptr) {
+        return std::nullopt;
+    }
+    const PdbTypes& types = *ref->types;
+    uint32_t type = ref->index;
+    uint64_t offset = 0;
+    while (!path.empty()) {
+        const size_t dot = path.find('.');
+        const std::string_view name = path.substr(0, dot);
+        path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
+        const PdbType* t = types.get(type);
+        while (t != nullptr && t->kind == PdbType::Kind::Modifier) {
+            t = types.get(t->element);
+        }
+        if (t == nullptr || (t->kind != PdbType::Kind::Struct && t->kind != PdbType::Kind::Union)) {
+            return std::nullopt;
+        }
+        const PdbField* found = nullptr;
+        for (const auto& f : t->fields) {
+            if (!f.is_static && f.name == name) {
+                found = &f;
+                break;
+            }
+        }
+        if (found == nullptr) {
+            return std::nullopt;
+        }
+        offset += found->offset;
+        type = found->type;
+    }
+    return offset;
+}
+
+std::optional<KernelState::ProcessLayout>
+KernelState::layout_from_types(std::vector<std::string>& sources) {
+    ProcessLayout l;
+    auto links = type_field("_EPROCESS", "ActiveProcessLinks");
+    auto pid = type_field("_EPROCESS", "UniqueProcessId");
+    auto name = type_field("_EPROCESS", "ImageFileName");
+    auto parent = type_field("_EPROCESS", "InheritedFromUniqueProcessId");
+    auto peb = type_field("_EPROCESS", "Peb");
+    auto dtb = type_field("_EPROCESS", "Pcb.DirectoryTableBase");
+    if (!links || !pid || !name || !parent || !peb || !dtb) {
+        return std::nullopt;
+    }
+    l.links = *links;
+    l.pid = *pid;
+    l.name = *name;
+    l.parent = *parent;
+    l.peb = *peb;
+    l.dtb = *dtb;
+    l.object_table = type_field("_EPROCESS", "ObjectTable");
+    l.handle_count = type_field("_HANDLE_TABLE", "HandleCount");
+    l.session = type_field("_EPROCESS", "Session");
+    l.session_id = type_field("_MM_SESSION_SPACE", "SessionId");
+    sources.push_back("nt!_EPROCESS: ActiveProcessLinks +0x" + hex(l.links) +
+                      ", UniqueProcessId +0x" + hex(l.pid) + ", ImageFileName +0x" + hex(*l.name) +
+                      ", Peb +0x" + hex(l.peb) + " (the kernel's PDB types)");
+    return l;
+}
+
 Result<ProcessList> KernelState::processes() {
     auto info = kddata();
     if (!info) {
@@ -129,6 +193,23 @@ Result<ProcessList> KernelState::processes() {
     if (*first == head) {
         return list; // empty
     }
+    ProcessLayout layout;
+    if (auto typed = layout_from_types(list.sources)) {
+        layout = *typed;
+        list.from_types = true;
+    } else if (auto found = layout_from_kddata(*info, *first, list.sources); !found) {
+        return tl::unexpected(found.error());
+    } else {
+        layout = *found;
+    }
+    return walk_processes(head, *first, layout, std::move(list));
+}
+
+Result<KernelState::ProcessLayout>
+KernelState::layout_from_kddata(const TargetInfo& info, uint64_t first,
+                                std::vector<std::string>& sources) {
+    const auto& d = info.kddata;
+    auto& mem = m_dbg.memory();
     // ActiveProcessLinks: KDDEBUGGER_DATA64 has no offset for it. The first entry of the list
     // is the System process, which nt exports as PsInitialSystemProcess.
     auto sys_var = m_dbg.lookup_symbol("nt", "PsInitialSystemProcess");
@@ -140,52 +221,60 @@ Result<ProcessList> KernelState::processes() {
     }
     auto system = mem.read_u64(*sys_var);
     const uint64_t size = d.SizeEProcess != 0 ? d.SizeEProcess : 0x1000;
-    if (!system || *system == 0 || *first <= *system || *first - *system >= size ||
-        (*first - *system) % 8 != 0) {
-        return make_error(Errc::Unsupported, "PsActiveProcessHead's first entry " + hex(*first) +
+    if (!system || *system == 0 || first <= *system || first - *system >= size ||
+        (first - *system) % 8 != 0) {
+        return make_error(Errc::Unsupported, "PsActiveProcessHead's first entry " + hex(first) +
                                                  " is not inside the System process " +
                                                  hex(system.value_or(0)) +
                                                  ": cannot locate ActiveProcessLinks "
                                                  "without the kernel's PDB types");
     }
-    const uint64_t apl = *first - *system;
-    list.sources.push_back("ActiveProcessLinks +0x" + hex(apl) +
-                           ": PsActiveProcessHead's first entry minus nt!PsInitialSystemProcess");
+    ProcessLayout layout;
+    layout.links = first - *system;
+    sources.push_back("ActiveProcessLinks +0x" + hex(layout.links) +
+                      ": PsActiveProcessHead's first entry minus nt!PsInitialSystemProcess");
     // UniqueProcessId sits right before ActiveProcessLinks in every x64 EPROCESS; the System
     // process must say 4 there.
-    const uint64_t pid_off = apl - 8;
-    if (mem.read_u64(*system + pid_off).value_or(0) != 4) {
+    layout.pid = layout.links - 8;
+    if (mem.read_u64(*system + layout.pid).value_or(0) != 4) {
         return make_error(Errc::Unsupported,
                           "the System process does not hold pid 4 right before "
                           "ActiveProcessLinks: cannot locate UniqueProcessId without the "
                           "kernel's PDB types");
     }
-    list.sources.push_back("UniqueProcessId +0x" + hex(pid_off) +
-                           ": right before ActiveProcessLinks (the System process holds 4)");
+    sources.push_back("UniqueProcessId +0x" + hex(layout.pid) +
+                      ": right before ActiveProcessLinks (the System process holds 4)");
     // ImageFileName: where the System process's EPROCESS holds "System\0".
-    std::optional<uint64_t> name_off;
     if (auto body = m_dbg.read_virtual(*system, size)) {
         static const char kSystem[] = "System";
         for (size_t i = 0; i + sizeof kSystem <= body->bytes.size(); ++i) {
             if (std::memcmp(body->bytes.data() + i, kSystem, sizeof kSystem) == 0 &&
                 body->valid[i]) {
-                name_off = i;
+                layout.name = i;
                 break;
             }
         }
     }
-    if (name_off) {
-        list.sources.push_back("ImageFileName +0x" + hex(*name_off) +
-                               ": where the System process's EPROCESS says \"System\"");
+    if (layout.name) {
+        sources.push_back("ImageFileName +0x" + hex(*layout.name) +
+                          ": where the System process's EPROCESS says \"System\"");
     } else {
-        list.sources.push_back("ImageFileName: not found (no \"System\" in the System process)");
+        sources.push_back("ImageFileName: not found (no \"System\" in the System process)");
     }
-    list.sources.push_back("InheritedFromUniqueProcessId +0x" + hex(d.OffsetEprocessParentCID) +
-                           ", Peb +0x" + hex(d.OffsetEprocessPeb) + ", DirectoryTableBase +0x" +
-                           hex(d.OffsetEprocessDirectoryTableBase) + ": KDDEBUGGER_DATA64");
+    layout.parent = d.OffsetEprocessParentCID;
+    layout.peb = d.OffsetEprocessPeb;
+    layout.dtb = d.OffsetEprocessDirectoryTableBase;
+    sources.push_back("InheritedFromUniqueProcessId +0x" + hex(layout.parent) + ", Peb +0x" +
+                      hex(layout.peb) + ", DirectoryTableBase +0x" + hex(layout.dtb) +
+                      ": KDDEBUGGER_DATA64");
+    return layout;
+}
 
+Result<ProcessList> KernelState::walk_processes(uint64_t head, uint64_t first,
+                                                const ProcessLayout& layout, ProcessList list) {
+    auto& mem = m_dbg.memory();
     std::set<uint64_t> seen{head};
-    uint64_t entry = *first;
+    uint64_t entry = first;
     while (entry != head) {
         if (list.processes.size() >= k_max_list_entries) {
             list.broken = "more than " + std::to_string(k_max_list_entries) +
@@ -196,7 +285,7 @@ Result<ProcessList> KernelState::processes() {
             list.broken = "the list loops back to " + hex(entry) + " (not to its head)";
             break;
         }
-        const uint64_t ep = entry - apl;
+        const uint64_t ep = entry - layout.links;
         auto next = mem.read_u64(entry);
         if (!next) {
             list.broken =
@@ -205,21 +294,37 @@ Result<ProcessList> KernelState::processes() {
         }
         ProcessInfo p;
         p.eprocess = ep;
-        p.pid = mem.read_u64(ep + pid_off).value_or(0);
-        if (d.OffsetEprocessParentCID != 0) {
-            p.parent_pid = mem.read_u64(ep + d.OffsetEprocessParentCID).value_or(0);
+        p.pid = mem.read_u64(ep + layout.pid).value_or(0);
+        if (layout.parent != 0) {
+            p.parent_pid = mem.read_u64(ep + layout.parent).value_or(0);
         }
-        if (d.OffsetEprocessPeb != 0) {
-            p.peb = mem.read_u64(ep + d.OffsetEprocessPeb).value_or(0);
+        if (layout.peb != 0) {
+            p.peb = mem.read_u64(ep + layout.peb).value_or(0);
         }
-        if (d.OffsetEprocessDirectoryTableBase != 0) {
-            p.directory_table_base =
-                mem.read_u64(ep + d.OffsetEprocessDirectoryTableBase).value_or(0);
+        if (layout.dtb != 0) {
+            p.directory_table_base = mem.read_u64(ep + layout.dtb).value_or(0);
         }
-        if (name_off) {
-            if (auto b = m_dbg.read_virtual(ep + *name_off, 15)) {
+        if (layout.name) {
+            if (auto b = m_dbg.read_virtual(ep + *layout.name, 15)) {
                 for (size_t i = 0; i < 15 && b->valid[i] && b->bytes[i] != 0; ++i) {
                     p.image.push_back(static_cast<char>(b->bytes[i]));
+                }
+            }
+        }
+        if (layout.object_table) {
+            p.object_table = mem.read_u64(ep + *layout.object_table);
+            if (p.object_table && *p.object_table != 0 && layout.handle_count) {
+                if (auto n = mem.read_u32(*p.object_table + *layout.handle_count)) {
+                    p.handle_count = static_cast<int32_t>(*n);
+                }
+            }
+        }
+        if (layout.session) {
+            if (auto session = mem.read_u64(ep + *layout.session)) {
+                p.session_known = *session == 0 || layout.session_id.has_value();
+                if (*session != 0 && layout.session_id) {
+                    p.session_id = mem.read_u32(*session + *layout.session_id);
+                    p.session_known = p.session_id.has_value();
                 }
             }
         }

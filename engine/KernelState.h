@@ -39,10 +39,18 @@ struct ProcessInfo {
     uint64_t peb = 0;
     uint64_t directory_table_base = 0;
     std::string image; // ImageFileName (up to 15 characters)
+    // Only with the kernel's PDB types (nullopt: not known):
+    std::optional<uint64_t> object_table;
+    std::optional<int64_t> handle_count; // _HANDLE_TABLE.HandleCount, when the type has it
+    bool session_known = false;
+    std::optional<uint32_t> session_id; // nullopt with session_known: "none" (no session)
 };
 
 struct ProcessList {
     std::vector<ProcessInfo> processes;
+    // The offsets came from the kernel's PDB types (nt!_EPROCESS...) by field name; false:
+    // from KDDEBUGGER_DATA64 and the kernel's own data (see `sources`).
+    bool from_types = false;
     // How each offset was found, one line each ("ActiveProcessLinks +0x3e0: PsActiveProcessHead's
     // first entry minus nt!PsInitialSystemProcess").
     std::vector<std::string> sources;
@@ -60,14 +68,39 @@ class KernelState {
     [[nodiscard]] Result<std::vector<ProcessorInfo>> processors();
     [[nodiscard]] Result<ProcessorInfo> processor(uint32_t index);
 
-    // The active process list (PsActiveProcessHead), walked with a bound.
+    // The active process list (PsActiveProcessHead), walked with a bound. The offsets come from
+    // the kernel's PDB types when it has them (nt!_EPROCESS and its fields by name), else from
+    // KDDEBUGGER_DATA64.
     [[nodiscard]] Result<ProcessList> processes();
 
     // At most this many list entries are followed.
     static constexpr size_t k_max_list_entries = 4096;
 
   private:
+    struct ProcessLayout {
+        uint64_t links = 0; // ActiveProcessLinks
+        uint64_t pid = 0;
+        std::optional<uint64_t> name;
+        uint64_t parent = 0;
+        uint64_t peb = 0;
+        uint64_t dtb = 0;
+        // PDB only
+        std::optional<uint64_t> object_table;
+        std::optional<uint64_t> handle_count; // in _HANDLE_TABLE
+        std::optional<uint64_t> session;
+        std::optional<uint64_t> session_id; // in _MM_SESSION_SPACE
+    };
     [[nodiscard]] Result<TargetInfo> kddata();
+    // The layout from KDDEBUGGER_DATA64 and the System process (`first`: the list's first
+    // entry).
+    [[nodiscard]] Result<ProcessLayout> layout_from_kddata(const TargetInfo& info, uint64_t first,
+                                                           std::vector<std::string>& sources);
+    [[nodiscard]] Result<ProcessList> walk_processes(uint64_t head, uint64_t first,
+                                                     const ProcessLayout& layout, ProcessList list);
+    // The layout from nt's PDB types; nullopt when it has none (or lacks a field).
+    std::optional<ProcessLayout> layout_from_types(std::vector<std::string>& sources);
+    // Offset of a field path ("Pcb.DirectoryTableBase") in nt!type_name.
+    std::optional<uint64_t> type_field(std::string_view type_name, std::string_view path);
     Debugger& m_dbg;
 };
 

@@ -97,6 +97,32 @@ TEST_CASE("kernel: !process 0 0 from KDDEBUGGER_DATA64, honestly labelled, and i
     CHECK(p.wait_exit(30s) == 0);
 }
 
+TEST_CASE("kernel: !process 0 0 through ntoskrnl.pdb's types (kdsim's offsets, by field name)") {
+    // kdsim's EPROCESS differs from every real build: only the PDB's _EPROCESS reads it right.
+    auto p = start_sim({"-b", "-y", kBin + "/../hw/images"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, "0: kd> ", 90s);
+    const size_t mark = p.mark();
+    cmd(p, "!process 0 0");
+    EXPECT_OUT(p,
+               R"(\*\*\*\* NT ACTIVE PROCESS DUMP \*\*\*\*\nPROCESS [0-9a-f]{16}\n)"
+               R"(    SessionId: none  Cid: 0004    Peb: 00000000  ParentCid: 0000\n)"
+               R"(    DirBase: [0-9a-f]{8}  ObjectTable: [0-9a-f]{16}  HandleCount: 320\.\n)"
+               R"(    Image: System\n\n)",
+               60s);
+    EXPECT_OUT(p, R"(    SessionId: none  Cid: 0154 .*\n.*HandleCount: 53\.\n    Image: smss.exe)",
+               30s);
+    EXPECT_OUT(p,
+               R"(    SessionId: 0  Cid: 01c8    Peb: a01c804000  ParentCid: 01bc\n.*)"
+               R"(HandleCount: 412\.\n    Image: csrss.exe)",
+               30s);
+    EXPECT_OUT(p, R"(HandleCount: 657\.\n    Image: svchost.exe\n)", 30s);
+    EXPECT_OUT(p, kPrompt, 10s);
+    CHECK(p.since(mark).find("NT symbols are incorrect") == std::string::npos);
+    cmd(p, "q");
+    CHECK(p.wait_exit(30s) == 0);
+}
+
 TEST_CASE("kernel: !pte, !vtop, !error, !analyze -show, !irql, ~, .lastevent, !pcr, !prcb") {
     auto p = start_sim({"-b", "--sim-cpus", "2"});
     REQUIRE(p.started());
