@@ -10,15 +10,58 @@ namespace kdcart::cli {
 
 namespace {
 
-// Leading "/1", "/p X", "/t X", "/c N", "/C N" options.
+// Leading "/1", "/w \"cond\"", "/p X", "/t X", "/c N", "/C N", "/a", "/d" options.
 struct BpOptions {
     bool one_shot = false;
+    std::string condition;    // /w
+    bool all_symbols = false; // bm /a: data symbols too
+    bool deferred = false;    // bm /d: bu breakpoints
 };
+
+// A "quoted" string at the start of text (\" inside it is a quote); the rest after it.
+std::optional<std::string> take_quoted(std::string_view& text) {
+    text = trim(text);
+    if (text.empty() || text[0] != '"') {
+        return std::nullopt;
+    }
+    std::string out;
+    for (size_t i = 1; i < text.size(); ++i) {
+        if (text[i] == '\\' && i + 1 < text.size() && text[i + 1] == '"') {
+            out += '"';
+            ++i;
+        } else if (text[i] == '"') {
+            text = trim(text.substr(i + 1));
+            return out;
+        } else {
+            out += text[i];
+        }
+    }
+    return std::nullopt;
+}
 std::string_view take_options(std::string_view args, BpOptions& opt, std::string& err) {
     args = trim(args);
     while (!args.empty() && args[0] == '/') {
         if (args.size() >= 2 && args[1] == '1') {
             opt.one_shot = true;
+            args = trim(args.substr(2));
+            continue;
+        }
+        if (args.size() >= 2 && args[1] == 'w') {
+            // bp /w "condition": stop only when it is true (WinDbg's conditional breakpoint).
+            std::string_view rest = args.substr(2);
+            auto cond = take_quoted(rest);
+            if (!cond || trim(*cond).empty()) {
+                err = "Unknown option '/w': it takes a quoted condition (bp /w \"@rcx == 5\" "
+                      "ADDRESS)";
+                return {};
+            }
+            opt.condition = *cond;
+            args = rest;
+            continue;
+        }
+        if (args.size() >= 2 && (args[1] == 'a' || args[1] == 'd') &&
+            (args.size() == 2 || std::isspace(static_cast<unsigned char>(args[2])))) {
+            (args[1] == 'a' ? opt.all_symbols : opt.deferred) = true;
             args = trim(args.substr(2));
             continue;
         }
@@ -49,14 +92,24 @@ Result<uint64_t> parse_passes(std::string_view text, const ExpressionCallbacks& 
     return *p;
 }
 
-// Splits off a trailing "quoted command" and returns it (without quotes).
+// Splits off a trailing "quoted command" and returns it without the quotes; inside it \" is a
+// quote and \\ a backslash, as in WinDbg (bp f ".printf \"%d\\n\", @rcx; g").
 std::string take_command(std::string_view& args) {
     auto q = args.find('"');
     if (q == std::string_view::npos) {
         return {};
     }
-    auto end = args.rfind('"');
-    std::string cmd(end > q ? args.substr(q + 1, end - q - 1) : args.substr(q + 1));
+    std::string cmd;
+    for (size_t i = q + 1; i < args.size(); ++i) {
+        if (args[i] == '\\' && i + 1 < args.size() &&
+            (args[i + 1] == '"' || args[i + 1] == '\\')) {
+            cmd += args[++i];
+        } else if (args[i] == '"') {
+            break;
+        } else {
+            cmd += args[i];
+        }
+    }
     args = trim(args.substr(0, q));
     return cmd;
 }
@@ -82,6 +135,10 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
         error(warn);
     }
     std::string command = take_command(args);
+    if (word == "bm") {
+        cmd_bm(opt.one_shot, opt.all_symbols, opt.deferred, opt.condition, command, args);
+        return;
+    }
     if (args.empty()) {
         error("Usage: " + std::string(word) + " [/1] ADDRESS [PASSES] [\"COMMANDS\"]");
         return;
@@ -113,6 +170,7 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
     req.one_shot = opt.one_shot;
     req.pass_count = *passes;
     req.command = command;
+    req.condition = opt.condition;
     if (!address) {
         if (expr.find('!') == std::string::npos) {
             error(value.error().message);
@@ -248,6 +306,9 @@ void Repl::cmd_bl() {
         std::string line = head + flags + addr + " " + hw + " " + passes + " " + where;
         if (bp->one_shot) {
             line += " /1";
+        }
+        if (!bp->condition.empty()) {
+            line += " /w \"" + bp->condition + "\"";
         }
         if (!bp->command.empty()) {
             line += " \"" + bp->command + "\"";
@@ -400,16 +461,100 @@ void Repl::after_stop_commands(const engine::StopEvent& stop) {
             command = bp->command;
         }
     }
-    if (command.empty()) {
+    if (!command.empty()) {
+        // Aliases are replaced now, at the hit; a `g` in it resumes the target and the wait
+        // that reported this hit goes on (no nesting, no limit on the number of hits).
+        run_breakpoint_command(*stop.breakpoint_id, command);
+    }
+}
+
+bool Repl::resume_if_condition_false(const engine::StopEvent& stop) {
+    if (!stop.breakpoint_id) {
+        return false;
+    }
+    std::string condition;
+    for (const auto* bp : m_dbg->breakpoints().all()) {
+        if (bp->id == *stop.breakpoint_id) {
+            condition = bp->condition;
+        }
+    }
+    if (condition.empty()) {
+        return false;
+    }
+    auto v = evaluate_expression(condition, m_dbg->expression_callbacks());
+    if (!v) {
+        // WinDbg stops when it cannot evaluate the condition, and says why.
+        error("Breakpoint " + std::to_string(*stop.breakpoint_id) + "'s condition '" + condition +
+              "': " + v.error().message);
+        return false;
+    }
+    if (*v != 0) {
+        return false;
+    }
+    if (auto r = m_dbg->go(); !r) {
+        error("Could not resume the target: " + r.error().message);
+        return false;
+    }
+    return true;
+}
+
+void Repl::cmd_bm(bool one_shot, bool all_symbols, bool deferred, const std::string& condition,
+                  const std::string& command, std::string_view args) {
+    // bm [/1] [/a] [/d] module!pattern [passes] ["commands"]
+    args = trim(args);
+    size_t sp = args.find_first_of(" \t");
+    std::string pattern(args.substr(0, sp));
+    std::string_view rest =
+        sp == std::string_view::npos ? std::string_view() : trim(args.substr(sp));
+    if (pattern.empty()) {
+        error("Usage: bm [/1] [/a] [/d] MODULE!PATTERN [PASSES] [\"COMMANDS\"]");
         return;
     }
-    if (m_command_depth >= 16) {
-        error("Breakpoint commands nested too deeply; not running \"" + command + "\"");
+    auto cb = m_dbg->expression_callbacks();
+    auto passes = parse_passes(rest, cb);
+    if (!passes) {
+        error(passes.error().message);
         return;
     }
-    ++m_command_depth;
-    (void)execute_line(command);
-    --m_command_depth;
+    const auto bang = pattern.find('!');
+    const std::string module_pattern = bang == std::string::npos ? "*" : pattern.substr(0, bang);
+    const std::string name_pattern = bang == std::string::npos ? pattern : pattern.substr(bang + 1);
+    auto matches = m_dbg->symbols().search(module_pattern, name_pattern);
+    std::string out;
+    size_t set = 0;
+    for (const auto& sym : matches) {
+        // Code only, unless /a: functions, code publics and exports.
+        if (!all_symbols && (sym.kind == engine::SymbolKind::Data ||
+                             sym.kind == engine::SymbolKind::Public)) {
+            continue;
+        }
+        engine::Debugger::BreakpointRequest req;
+        req.kind = engine::BreakpointKind::Software;
+        req.deferred = deferred;
+        req.expression = sym.module + "!" + sym.name;
+        req.address = sym.address;
+        req.one_shot = one_shot;
+        req.pass_count = *passes;
+        req.command = command;
+        req.condition = condition;
+        auto r = m_dbg->set_breakpoint(req);
+        if (!r) {
+            out += "Unable to set breakpoint at " + format_address(sym.address) + " (" +
+                   req.expression + "): " + r.error().message + "\n";
+            continue;
+        }
+        ++set;
+        if (r->redefined) {
+            out += "breakpoint " + std::to_string(r->id) + " redefined\n";
+        }
+        char head[16];
+        std::snprintf(head, sizeof head, "%3u: ", r->id);
+        out += head + format_address(sym.address) + " @!\"" + req.expression + "\"\n";
+    }
+    if (set == 0 && out.empty()) {
+        out = "No matching symbols found, no breakpoints set.\n";
+    }
+    print(out);
 }
 
 } // namespace kdcart::cli

@@ -212,7 +212,9 @@ bool Repl::run_register_command(std::string_view cmd) {
     const std::string_view raw = cmd.substr(0, i);
     const std::string_view args = trim(cmd.substr(i));
     if (raw == "r" || raw == "R") {
-        cmd_registers(args);
+        if (!cmd_pseudo_registers(args)) { // r $t0 = expr, r $.u0 = text (ScriptCommands.cpp)
+            cmd_registers(args);
+        }
         return true;
     }
     if (raw == "rM" || raw == "rF" || raw == "rX") {

@@ -1,5 +1,6 @@
 #include "cli/Repl.h"
 #include "cli/KernelCommands.h"
+#include "cli/LinkCommands.h"
 #include "cli/TextUtil.h"
 
 #include "engine/Expression.h"
@@ -20,25 +21,6 @@ namespace {
 
 using engine::StopKind;
 
-// Splits a line at ';' outside double quotes.
-std::vector<std::string> split_commands(const std::string& line) {
-    std::vector<std::string> out;
-    std::string cur;
-    bool quoted = false;
-    for (char c : line) {
-        if (c == '"') {
-            quoted = !quoted;
-        }
-        if (c == ';' && !quoted) {
-            out.push_back(cur);
-            cur.clear();
-        } else {
-            cur.push_back(c);
-        }
-    }
-    out.push_back(cur);
-    return out;
-}
 
 
 std::string session_time() {
@@ -176,27 +158,48 @@ void Repl::print_stop(const engine::StopEvent& stop) {
 bool Repl::wait_while_running() {
     using namespace std::chrono;
     auto last_break = steady_clock::time_point{};
+    auto first_break = steady_clock::time_point{};
     bool breaking = false;
     while (m_dbg->state() == engine::RunState::Running) {
         if (g_terminate.load() && !breaking) {
             g_interrupt.store(true);
         }
-        if (g_interrupt.exchange(false) ||
-            (breaking && steady_clock::now() - last_break > seconds(3))) {
+        const bool interrupted = g_interrupt.exchange(false);
+        if (interrupted && breaking && !g_terminate.load() &&
+            steady_clock::now() - first_break > seconds(1)) {
+            // Ctrl+C again while the target has not answered the first: the user wants out.
+            g_terminate.store(true);
+            on_notice("Ctrl+C again: kdcart quits once the target is stopped and clean");
+        }
+        if (g_terminate.load() && breaking && steady_clock::now() - first_break > seconds(15)) {
+            return false; // the target does not stop: main says what is left behind
+        }
+        if (interrupted || (breaking && steady_clock::now() - last_break > seconds(3))) {
             if (auto r = m_dbg->break_in(); !r) {
                 error("Break-in failed: " + r.error().message);
+            }
+            if (!breaking) {
+                first_break = steady_clock::now();
             }
             breaking = true;
             last_break = steady_clock::now();
         }
+        m_break_requested = breaking;
         auto stop = m_dbg->wait_for_stop(milliseconds(100));
         if (stop) {
+            if (!breaking && resume_if_condition_false(*stop)) {
+                continue; // bp /w "cond" was false: the target runs on
+            }
             if (!breaking && resume_if_module_event_unwanted(*stop)) {
                 continue; // a load/unload the sx filters do not stop on
             }
             print_stop(*stop);
+            m_break_requested = false;
             if (g_terminate.load()) {
                 return false; // the caller leaves through detach()
+            }
+            if (m_dbg->state() == engine::RunState::Running && !m_quit) {
+                continue; // a breakpoint's command string resumed it (bp f "r rcx; g")
             }
             return true;
         }
@@ -212,34 +215,7 @@ bool Repl::wait_while_running() {
     return true;
 }
 
-Repl::Flow Repl::execute_line(const std::string& line) {
-    for (const auto& part : split_commands(line)) {
-        auto cmd = trim(part);
-        if (cmd.empty()) {
-            continue;
-        }
-        // A Ctrl+C while the target is stopped is for the command it interrupts, never a
-        // break-in later: one left from before this command is dropped, and one that came
-        // during it ends the command (long ones stop before their next request) and the rest
-        // of the line.
-        if (m_dbg->state() != engine::RunState::Running) {
-            g_interrupt.store(false);
-        }
-        if (run_command(cmd) == Flow::Quit) {
-            return Flow::Quit;
-        }
-        if (m_dbg->state() != engine::RunState::Running && g_interrupt.exchange(false)) {
-            return Flow::Continue;
-        }
-        if (m_dbg->state() == engine::RunState::Running) {
-            if (!wait_while_running()) {
-                m_exit_code = 1;
-                return Flow::Quit;
-            }
-        }
-    }
-    return Flow::Continue;
-}
+// Repl::execute_line runs lines through the command-program interpreter: ScriptCommands.cpp.
 
 Repl::Flow Repl::run_command(std::string_view cmd) {
     // Split the command word: letters/dots/!/~ then the rest.
@@ -252,7 +228,13 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
         return Flow::Continue;
     }
     if (cmd[0] == '?') {
-        cmd_evaluate(cmd.substr(1));
+        if (trim(cmd.substr(1)).empty()) {
+            cmd_help(); // `?` alone: the commands, as WinDbg's command help
+        } else if (cmd.size() > 1 && cmd[1] == '?') {
+            unknown_command("??", cmd);
+        } else {
+            cmd_evaluate(cmd.substr(1));
+        }
         return Flow::Continue;
     }
     while (i < cmd.size() &&
@@ -280,12 +262,20 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
             }
         }
     }
-    // .sympath .symfix .reload !sym x ln lm* !lmi dps dqs dds dt (SymbolCommands.cpp)
-    if (run_symbol_command(*m_dbg, m_out, m_symbol_state, word, args)) {
-        return Flow::Continue;
-    }
     // !analyze, !error, !pte, !vtop, !irql, !pcr, !prcb, !process, .lastevent
     if (run_kernel_command(*m_dbg, m_out, word, args)) {
+        return Flow::Continue;
+    }
+    // .kdverify (LinkCommands.cpp)
+    if (run_link_command(*m_dbg, m_out, word, args)) {
+        return Flow::Continue;
+    }
+    // as aS ad al .echo .printf .formats .cls .logopen .logappend .logclose gc
+    if (run_script_command(word, args, cmd)) {
+        return Flow::Continue;
+    }
+    // .sympath .symfix .reload !sym x ln lm* !lmi dps dqs dds dt (SymbolCommands.cpp)
+    if (run_symbol_command(*m_dbg, m_out, m_symbol_state, word, args)) {
         return Flow::Continue;
     }
     if (word == "bp" || word == "bu" || word == "bm") {
@@ -319,7 +309,10 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
         cmd_lm(args);
     } else if (word == "u") {
         cmd_unassemble(args);
-    } else if (word == "q" || word == "qq" || word == "qd") {
+    } else if (word == "ub") {
+        cmd_unassemble_back(args); // UnassembleBack.cpp
+    } else if ((word == "q" || word == "qq" || word == "qd") && args.empty()) {
+        // Only these words alone quit: "Q," or "q 1" is a typo, not a reason to leave.
         if (auto r = m_dbg->detach(); !r) {
             error("Could not resume the target before quitting: " + r.error().message);
             m_exit_code = 1;
@@ -338,7 +331,7 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     } else if (word == ".help" || word == "help") {
         cmd_help();
     } else {
-        error(std::string(7, ' ') + "^ Syntax error in '" + std::string(cmd) + "'");
+        unknown_command(word, cmd); // "!vm is not supported yet" or WinDbg's syntax error
     }
     return Flow::Continue;
 }
@@ -560,27 +553,6 @@ void Repl::cmd_stack(std::string_view word, std::string_view args) {
     print(out);
 }
 
-void Repl::cmd_help() {
-    print("kdcart commands (WinDbg syntax):\n"
-          "  g [addr]               go (to addr)\n"
-          "  t / p / gu             trace into, step over, step out\n"
-          "  bp / bu addr [passes] [\"cmd\"]   breakpoint / deferred breakpoint (/1 one-shot)\n"
-          "  ba e|r|w|i 1|2|4|8 addr            hardware breakpoint\n"
-          "  bl, bc / bd / be ids|*             list, clear, disable, enable breakpoints\n"
-          "  .pagein addr, .allow_bp_ba_convert 0|1, sxe ld / sxd ld\n"
-          "  r [reg[=value][, ...]] registers\n"
-          "  k / kn / kc [count]    stack (from the images' unwind data)\n"
-          "  db dw dd dq dp dc da du [addr] [L count]   display virtual memory\n"
-          "  !db !dd !dq [addr]     display physical memory\n"
-          "  eb ew ed eq addr values   edit memory\n"
-          "  u [addr] [L count]     unassemble\n"
-          "  ? expr                 evaluate expression\n"
-          "  lm [m pattern]         loaded modules\n"
-          "  vertarget, version     target version\n"
-          "  ~N                     switch processor\n"
-          "  .reboot                reboot the target\n"
-          "  q                      quit, leaving the target running\n"
-          "  Ctrl+C                 break in while the target runs\n");
-}
+// Repl::cmd_help: CommandCatalog.cpp has the text, ScriptCommands.cpp prints it.
 
 } // namespace kdcart::cli

@@ -1,6 +1,8 @@
 #pragma once
 // The kd> command loop: reads WinDbg commands, runs them through the engine, prints WinDbg's
 // formats. All text output of kdcart goes through here.
+#include "cli/Aliases.h"
+#include "cli/Script.h"
 #include "cli/SymbolCommands.h"
 #include "engine/Debugger.h"
 
@@ -24,6 +26,31 @@ public:
     virtual void write(std::string_view text) = 0;
 };
 
+// Everything the REPL prints goes through here: to the real output and, while .logopen has a
+// file open, to the log too (ScriptCommands.cpp). `as /c` captures instead.
+class LogOutput final : public Output {
+public:
+    explicit LogOutput(Output& inner) : m_inner(inner) {}
+    ~LogOutput() override;
+    LogOutput(const LogOutput&) = delete;
+    LogOutput& operator=(const LogOutput&) = delete;
+    void write(std::string_view text) override;
+    // Into the log only (the command lines the user typed, which the terminal showed).
+    void log_only(std::string_view text);
+    [[nodiscard]] Result<void> open(const std::string& path, bool append);
+    void close();
+    bool is_open() const { return m_file != nullptr; }
+    const std::string& path() const { return m_path; }
+    void begin_capture(std::string* into) { m_capture = into; }
+    void end_capture() { m_capture = nullptr; }
+
+private:
+    Output& m_inner;
+    std::FILE* m_file = nullptr;
+    std::string m_path;
+    std::string* m_capture = nullptr;
+};
+
 // The evaluator lives in the engine; commands use it by these names.
 using engine::evaluate_expression;
 using engine::evaluate_expression_prefix;
@@ -32,9 +59,9 @@ using engine::k_max_range_bytes;
 using engine::parse_range;
 using engine::Range;
 
-class Repl final : public engine::EngineDelegate {
+class Repl final : public engine::EngineDelegate, private ScriptHost {
 public:
-    explicit Repl(Output& out) : m_out(out) {}
+    explicit Repl(Output& out) : m_log(out), m_out(m_log) {}
 
     void set_debugger(engine::Debugger* dbg);
     // Reads one line from the user (for DbgPrompt); nullopt at end of input.
@@ -48,7 +75,8 @@ public:
     void announce_dump();
 
     enum class Flow { Continue, Quit };
-    // Runs one input line (may hold several ';'-separated commands).
+    // Runs one input line: ';'-separated commands, control flow tokens and aliases as in
+    // WinDbg's command programs (cli/Script.h, ScriptCommands.cpp).
     Flow execute_line(const std::string& line);
     // Waits for the running target to stop, breaking in on Ctrl+C. Returns false when the
     // link failed for good.
@@ -86,6 +114,7 @@ private:
     void cmd_lm(std::string_view args);
     void cmd_evaluate(std::string_view args);
     void cmd_unassemble(std::string_view args);
+    void cmd_unassemble_back(std::string_view args); // ub (UnassembleBack.cpp)
     void cmd_switch_processor(std::string_view args);
     void cmd_reboot();
     void cmd_help();
@@ -98,6 +127,8 @@ private:
     // breakpoints and stepping (BreakpointCommands.cpp)
     void cmd_bp(std::string_view word, std::string_view args);
     void cmd_ba(std::string_view args);
+    void cmd_bm(bool one_shot, bool all_symbols, bool deferred, const std::string& condition,
+                const std::string& command, std::string_view args);
     void cmd_bl();
     void cmd_bc_bd_be(std::string_view word, std::string_view args);
     void cmd_step(std::string_view word, std::string_view args);
@@ -114,9 +145,40 @@ private:
     std::string module_event_line(const engine::StopEvent& stop);
     std::string breakpoint_label(uint64_t address);
     void after_stop_commands(const engine::StopEvent& stop);
+    // bp /w "condition": false resumes the target without a word (true = it resumed).
+    bool resume_if_condition_false(const engine::StopEvent& stop);
+    // scripting (ScriptCommands.cpp): as aS ad al .echo .printf .formats .cls .log* gc
+    bool run_script_command(std::string_view word, std::string_view args,
+                            std::string_view command);
+    void unknown_command(std::string_view word, std::string_view command);
+    void cmd_alias(bool phrase, std::string_view args);
+    void cmd_alias_delete(std::string_view args);
+    void cmd_alias_list();
+    void cmd_printf(std::string_view args);
+    void cmd_log(std::string_view word, std::string_view args);
+    // r $t0 = expr, r $t0, r $.u0 = text; false when the arguments name no pseudo-register.
+    bool cmd_pseudo_registers(std::string_view args);
+    void run_breakpoint_command(uint32_t id, const std::string& command);
+    std::optional<std::string> read_target_string(uint64_t address, bool unicode,
+                                                  std::optional<size_t> bytes);
+    std::optional<std::string> read_counted_string(uint64_t address, bool unicode);
+    // ScriptHost
+    ScriptFlow script_command(std::string_view command) override;
+    Result<uint64_t> script_evaluate(std::string_view expression) override;
+    Result<uint64_t> script_evaluate_prefix(std::string_view text, size_t* consumed) override;
+    void script_error(std::string_view message) override;
+    bool script_interrupted() override;
+    Result<std::string> script_read_file(const std::string& path) override;
+    void script_echo(std::string_view command) override;
     std::string code_line(uint64_t address);
 
+    LogOutput m_log;
     Output& m_out;
+    Aliases m_aliases;
+    ScriptEngine m_script{*this, m_aliases};
+    int m_line_depth = 0;           // execute_line nesting (0: a line the user typed)
+    int m_bp_command_depth = 0;     // breakpoint command strings being run
+    bool m_break_requested = false; // Ctrl+C sent a break-in: breakpoint commands do not run
     engine::Debugger* m_dbg = nullptr;
     bool m_quit = false;
     int m_exit_code = 0;
@@ -131,7 +193,6 @@ private:
     std::optional<uint64_t> m_next_unassemble;
     SymbolCommandState m_symbol_state; // dps / dqs / dds continue here
     bool m_at_line_start = true;
-    int m_command_depth = 0;
     std::function<std::optional<std::string>(const std::string&)> m_line_reader;
 };
 

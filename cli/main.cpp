@@ -39,7 +39,11 @@ void on_sigint(int) {
     cli::g_interrupt.store(true);
 }
 
-void on_sigterm(int) {
+// The signal that asked us to leave (SIGTERM, SIGHUP): the exit status is 128 + it.
+volatile std::sig_atomic_t g_terminate_signal = 0;
+
+void on_sigterm(int sig) {
+    g_terminate_signal = sig;
     cli::g_terminate.store(true);
 }
 
@@ -187,6 +191,61 @@ std::function<std::optional<std::string>(const std::string&)> make_line_reader(b
         std::cout << s << "\n" << std::flush;
         return s;
     };
+}
+
+// What kdcart leaves behind when it exits, however it exits: a target with none of our
+// breakpoints in memory, its debug registers clear, running - or a plain sentence saying why
+// not. Returns the exit status.
+int leave_target(engine::Debugger& dbg, cli::Repl& repl, cli::Output& out) {
+    const int sig = g_terminate_signal;
+    const bool terminated = cli::g_terminate.load();
+    const int code = terminated ? 128 + (sig != 0 ? sig : SIGTERM) : repl.exit_code();
+    size_t software = 0;
+    size_t hardware = 0;
+    for (const auto* bp : dbg.breakpoints().all()) {
+        if (bp->enabled && bp->address) {
+            (bp->kind == engine::BreakpointKind::Hardware ? hardware : software)++;
+        }
+    }
+    const std::string what = std::to_string(software) + " software and " +
+                             std::to_string(hardware) + " hardware breakpoint(s)";
+    if (dbg.state() == engine::RunState::Running) {
+        // The target did not stop when asked (or the link failed while it ran): one more try.
+        std::string why = "the target did not stop when asked";
+        if (auto r = dbg.break_in(); !r) {
+            why = "the link to the target is lost (" + r.error().message + ")";
+        } else {
+            for (int i = 0; i < 50 && dbg.state() == engine::RunState::Running; ++i) {
+                auto stop = dbg.wait_for_stop(std::chrono::milliseconds(200));
+                if (!stop && stop.error().code != Errc::Timeout) {
+                    why = "the link to the target is lost (" + stop.error().message + ")";
+                    break;
+                }
+            }
+        }
+        if (dbg.state() == engine::RunState::Running) {
+            out.write("kdcart: " + why + ", so it is left running as it was, with " + what +
+                      " still set (a software breakpoint it hits will wait for a debugger)\n");
+            return code != 0 ? code : 1;
+        }
+    }
+    if (dbg.state() == engine::RunState::Stopped) {
+        // q tried already and said why it failed: not twice.
+        auto r = repl.quit_requested() ? Result<void>(make_error(Errc::Timeout, "see above"))
+                                       : dbg.detach();
+        if (!r) {
+            out.write("kdcart: could not resume the target (" + r.error().message +
+                      "): it is left stopped in the debugger; breakpoints are out of its memory "
+                      "while it is stopped, but " +
+                      std::to_string(hardware) +
+                      " hardware breakpoint(s) stay in its debug registers until it runs\n");
+            return code != 0 ? code : 1;
+        }
+        if (terminated) {
+            out.write("kdcart: terminated; breakpoints removed, target resumed\n");
+        }
+    }
+    return code;
 }
 
 // -z FILE: the same REPL over a dump target.
@@ -429,28 +488,21 @@ int main(int argc, char** argv) {
     }
     repl.announce_connection(*first);
 
+    // Every way out goes through leave_target: -c finished with q, end of input, q, a signal,
+    // a lost link.
     if (!initial_commands.empty()) {
-        if (repl.execute_line(initial_commands) == cli::Repl::Flow::Quit) {
-            return repl.exit_code();
+        if (repl.execute_line(initial_commands) == cli::Repl::Flow::Quit ||
+            cli::g_terminate.load()) {
+            return leave_target(dbg, repl, out);
         }
     }
     for (;;) {
         auto line = read_command(repl, interactive);
         if (!line) {
-            // End of input: leave the target running, as q does.
-            if (dbg.state() == engine::RunState::Stopped) {
-                (void)dbg.detach();
-            }
-            return repl.exit_code();
+            return leave_target(dbg, repl, out); // end of input: as q
         }
         if (repl.execute_line(*line) == cli::Repl::Flow::Quit || cli::g_terminate.load()) {
-            if (cli::g_terminate.load() && dbg.state() == engine::RunState::Stopped) {
-                // SIGTERM/SIGHUP: leave no breakpoint behind, let the target run, go.
-                (void)dbg.detach();
-                out.write("kdcart: terminated; breakpoints removed, target resumed\n");
-                return 143;
-            }
-            return repl.exit_code();
+            return leave_target(dbg, repl, out);
         }
     }
 }

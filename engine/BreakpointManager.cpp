@@ -35,6 +35,7 @@ Result<BreakpointResult> BreakpointManager::set(const BreakpointRequest& req) {
     bp.one_shot = req.one_shot;
     bp.pass_count = bp.passes_left = std::max<uint64_t>(1, req.pass_count);
     bp.command = req.command;
+    bp.condition = req.condition;
 
     if (bp.address && !is_canonical(*bp.address)) {
         return make_error(Errc::InvalidArgument, "not canonical");

@@ -22,6 +22,7 @@ struct BreakpointRequest {
     bool one_shot = false;
     uint64_t pass_count = 1;
     std::string command;
+    std::string condition; // bp /w "expr"
 };
 
 struct BreakpointResult {

@@ -39,6 +39,7 @@ struct Breakpoint {
     uint64_t pass_count = 1; // hit on the Nth pass (WinDbg's "0001 (0001)")
     uint64_t passes_left = 1;
     std::string command;     // run on hit
+    std::string condition;   // bp /w "expr": the CLI resumes when it evaluates to zero
     uint64_t hits = 0;
 };
 

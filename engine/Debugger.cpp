@@ -325,6 +325,9 @@ std::optional<uint64_t> Debugger::lookup_symbol(std::string_view module, std::st
 ExpressionCallbacks Debugger::expression_callbacks() {
     ExpressionCallbacks cb;
     cb.register_value = [this](std::string_view name) -> std::optional<uint64_t> {
+        if (!name.empty() && name[0] == '$') {
+            return pseudo_register(name);
+        }
         auto ctx = context(std::nullopt, ContextPart::Integer);
         if (!ctx) {
             return std::nullopt;

@@ -12,6 +12,7 @@
 #include "engine/LiveTarget.h"
 #include "engine/Memory.h"
 #include "engine/Modules.h"
+#include "engine/PseudoRegisters.h"
 #include "engine/RunControl.h"
 #include "engine/StackWalker.h"
 #include "engine/Symbols.h"
@@ -104,6 +105,11 @@ public:
     // Registers of the current processor, symbols and memory for the MASM evaluator.
     ExpressionCallbacks expression_callbacks();
     [[nodiscard]] Result<uint64_t> evaluate(std::string_view text);
+    // $t0..$t19 (set by `r $t0 = ...`), and the automatic pseudo-registers by name ("$ip",
+    // "$ra", "$ptrsize", "$pagesize", "$exentry", "$retreg", "$csp", "$bp0"...; no '@'),
+    // nullopt when unknown or not computable now (PseudoRegisters.cpp).
+    PseudoRegisters& pseudo_registers() { return m_pseudo; }
+    std::optional<uint64_t> pseudo_register(std::string_view name);
 
     // The live parts (nullptr / error on a dump).
     LiveTarget* live() { return m_live; }
@@ -131,6 +137,7 @@ private:
     StackWalker m_stack;
     std::unique_ptr<RunControl> m_run;
     StopEvent m_dump_stop;
+    PseudoRegisters m_pseudo;
 };
 
 } // namespace kdcart::engine

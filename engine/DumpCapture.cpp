@@ -191,6 +191,12 @@ Result<CapturePlan> plan_capture(Debugger& dbg, CaptureKind kind, const std::str
         return make_error(Errc::Unsupported, "the target is running");
     }
     Target& target = dbg.target();
+    // What the plan reads (page tables, the header's blocks) is verified like the pages.
+    target.set_verify_for_dump(true);
+    struct VerifyOff {
+        Target& t;
+        ~VerifyOff() { t.set_verify_for_dump(false); }
+    } verify_off{target};
     Memory& mem = dbg.memory();
     auto info = dbg.target_info();
     if (!info) {
@@ -369,6 +375,12 @@ Result<CaptureResult> run_capture(Debugger& dbg, const CapturePlan& cp,
         return make_error(Errc::Unsupported, "capturing a dump needs a stopped live target");
     }
     Target& target = dbg.target();
+    // No unverified byte goes into a dump on a noisy link (issue 13), whatever .kdverify says.
+    target.set_verify_for_dump(true);
+    struct VerifyOff {
+        Target& t;
+        ~VerifyOff() { t.set_verify_for_dump(false); }
+    } verify_off{target};
     auto writer = DumpWriter::open(options.path, cp.plan, options.overwrite);
     if (!writer) {
         return tl::unexpected(writer.error());

@@ -174,7 +174,7 @@ class Parser {
             return lhs;
         }
         uint64_t v = *lhs;
-        while (take_operator_not("|", "||")) {
+        while (take_operator_not("|", "||") || take_operator("or")) {
             auto rhs = parse_xor();
             if (!rhs) {
                 return rhs;
@@ -190,7 +190,7 @@ class Parser {
             return lhs;
         }
         uint64_t v = *lhs;
-        while (take_operator("^")) {
+        while (take_operator("^") || take_operator("xor")) {
             auto rhs = parse_and();
             if (!rhs) {
                 return rhs;
@@ -201,17 +201,69 @@ class Parser {
     }
 
     Result<uint64_t> parse_and() {
+        auto lhs = parse_compare();
+        if (!lhs) {
+            return lhs;
+        }
+        uint64_t v = *lhs;
+        while (take_operator_not("&", "&&") || take_operator("and")) {
+            auto rhs = parse_compare();
+            if (!rhs) {
+                return rhs;
+            }
+            v &= *rhs;
+        }
+        return v;
+    }
+
+    // = (or ==) != < > <= >=: 1 or 0, unsigned, between the shifts and "and" as in WinDbg.
+    Result<uint64_t> parse_compare() {
         auto lhs = parse_shift();
         if (!lhs) {
             return lhs;
         }
         uint64_t v = *lhs;
-        while (take_operator_not("&", "&&")) {
+        for (;;) {
+            enum { Eq, Ne, Le, Ge, Lt, Gt } op;
+            if (take_operator("==") || take_operator("=")) {
+                op = Eq;
+            } else if (take_operator("!=")) {
+                op = Ne;
+            } else if (take_operator("<=")) {
+                op = Le;
+            } else if (take_operator(">=")) {
+                op = Ge;
+            } else if (take_operator_not("<", "<<")) {
+                op = Lt;
+            } else if (take_operator_not(">", ">>")) {
+                op = Gt;
+            } else {
+                break;
+            }
             auto rhs = parse_shift();
             if (!rhs) {
                 return rhs;
             }
-            v &= *rhs;
+            switch (op) {
+            case Eq:
+                v = v == *rhs;
+                break;
+            case Ne:
+                v = v != *rhs;
+                break;
+            case Le:
+                v = v <= *rhs;
+                break;
+            case Ge:
+                v = v >= *rhs;
+                break;
+            case Lt:
+                v = v < *rhs;
+                break;
+            case Gt:
+                v = v > *rhs;
+                break;
+            }
         }
         return v;
     }
@@ -312,6 +364,26 @@ class Parser {
 
     Result<uint64_t> parse_unary() {
         skip_blanks();
+        // "not x": 1 when x is zero, else 0.
+        if (m_text.size() - m_pos > 3 && iequals(m_text.substr(m_pos, 3), "not") &&
+            !is_token_char(m_text[m_pos + 3])) {
+            size_t after = m_pos + 3;
+            while (after < m_text.size() && is_space(m_text[after])) {
+                ++after;
+            }
+            if (after < m_text.size() && m_text[after] != ')') {
+                m_pos = after;
+                if (++m_depth > k_max_depth) {
+                    return error("Syntax", m_pos);
+                }
+                auto v = parse_unary();
+                --m_depth;
+                if (!v) {
+                    return v;
+                }
+                return static_cast<uint64_t>(*v == 0);
+            }
+        }
         if (m_pos < m_text.size()) {
             char c = m_text[m_pos];
             if (c == '-' || c == '+' || c == '~') {
@@ -362,6 +434,9 @@ class Parser {
         size_t start = m_pos;
         while (m_pos < m_text.size()) {
             char c = m_text[m_pos];
+            if (c == '!' && m_pos + 1 < m_text.size() && m_text[m_pos + 1] == '=') {
+                break; // "a!=b"
+            }
             if (is_token_char(c)) {
                 ++m_pos;
             } else if (c == ':' && m_pos + 2 < m_text.size() && m_text[m_pos + 1] == ':' &&
@@ -413,6 +488,100 @@ class Parser {
                           "Memory access error at '" + std::string(rest(close_at)) + "'");
     }
 
+    // @@masm(expr) is this evaluator; @@c++(expr) and @@(expr) name the C++ one.
+    Result<uint64_t> evaluator_switch(std::string_view tok, size_t start) {
+        std::string_view which = tok.substr(2);
+        if (iequals(which, "masm") && m_pos < m_text.size() && m_text[m_pos] == '(') {
+            return parse_parenthesized(nullptr);
+        }
+        const bool cpp = (which.empty() && m_pos < m_text.size() && m_text[m_pos] == '(') ||
+                         (iequals(which, "c") && m_text.substr(m_pos, 3) == "++(");
+        if (cpp) {
+            return make_error(Errc::InvalidArgument,
+                              "C++ expressions (@@c++) are not supported yet; use MASM at '" +
+                                  std::string(rest(start)) + "'");
+        }
+        return error("Syntax", start);
+    }
+
+    // "text" with \" and \\ escapes; m_pos after the closing quote.
+    std::optional<std::string> string_literal() {
+        skip_blanks();
+        if (m_pos >= m_text.size() || m_text[m_pos] != '"') {
+            return std::nullopt;
+        }
+        std::string out;
+        for (++m_pos; m_pos < m_text.size(); ++m_pos) {
+            char c = m_text[m_pos];
+            if (c == '\\' && m_pos + 1 < m_text.size() &&
+                (m_text[m_pos + 1] == '"' || m_text[m_pos + 1] == '\\')) {
+                out.push_back(m_text[++m_pos]);
+            } else if (c == '"') {
+                ++m_pos;
+                return out;
+            } else {
+                out.push_back(c);
+            }
+        }
+        return std::nullopt;
+    }
+
+    // $scmp("a", "b") / $sicmp: -1, 0 or 1 (strcmp order); $spat("text", "pattern"): 1 when
+    // the wildcard pattern ('*', '?') matches, case-insensitively.
+    Result<uint64_t> string_function(std::string_view name) {
+        ++m_pos; // '('
+        auto a = string_literal();
+        skip_blanks();
+        if (!a || m_pos >= m_text.size() || m_text[m_pos] != ',') {
+            return error("Syntax", m_pos);
+        }
+        ++m_pos;
+        auto b = string_literal();
+        skip_blanks();
+        if (!b || m_pos >= m_text.size() || m_text[m_pos] != ')') {
+            return error("Syntax", m_pos);
+        }
+        ++m_pos;
+        if (iequals(name, "$spat")) {
+            return static_cast<uint64_t>(wildcard(*b, *a));
+        }
+        const bool fold = iequals(name, "$sicmp");
+        for (size_t i = 0;; ++i) {
+            if (i == a->size() || i == b->size()) {
+                int r = a->size() == b->size() ? 0 : (i == a->size() ? -1 : 1);
+                return static_cast<uint64_t>(static_cast<int64_t>(r));
+            }
+            char x = fold ? lower((*a)[i]) : (*a)[i];
+            char y = fold ? lower((*b)[i]) : (*b)[i];
+            if (x != y) {
+                return static_cast<uint64_t>(static_cast<int64_t>(
+                    static_cast<unsigned char>(x) < static_cast<unsigned char>(y) ? -1 : 1));
+            }
+        }
+    }
+
+    static bool wildcard(std::string_view p, std::string_view t) {
+        size_t pi = 0, ti = 0, star = std::string_view::npos, mark = 0;
+        while (ti < t.size()) {
+            if (pi < p.size() && (p[pi] == '?' || (p[pi] != '*' && lower(p[pi]) == lower(t[ti])))) {
+                ++pi;
+                ++ti;
+            } else if (pi < p.size() && p[pi] == '*') {
+                star = pi++;
+                mark = ti;
+            } else if (star != std::string_view::npos) {
+                pi = star + 1;
+                ti = ++mark;
+            } else {
+                return false;
+            }
+        }
+        while (pi < p.size() && p[pi] == '*') {
+            ++pi;
+        }
+        return pi == p.size();
+    }
+
     Result<uint64_t> parse_primary() {
         skip_blanks();
         if (m_pos >= m_text.size()) {
@@ -431,6 +600,9 @@ class Parser {
         if (tok.empty()) {
             return error("Syntax", start);
         }
+        if (tok.size() >= 2 && tok[0] == '@' && tok[1] == '@') {
+            return evaluator_switch(tok, start);
+        }
         if (tok[0] == '@') {
             std::string_view name = tok.substr(1);
             if (name.empty() || name[0] == '@') {
@@ -439,6 +611,14 @@ class Parser {
             return lookup_register(name, start);
         }
         if (tok[0] == '$') {
+            if (iequals(tok, "$scmp") || iequals(tok, "$sicmp") || iequals(tok, "$spat")) {
+                size_t saved = m_pos;
+                skip_blanks();
+                if (m_pos < m_text.size() && m_text[m_pos] == '(') {
+                    return string_function(tok);
+                }
+                m_pos = saved;
+            }
             return lookup_register(tok, start);
         }
         static constexpr std::string_view functions[] = {"poi", "qwo", "dwo", "wo",

@@ -6,8 +6,12 @@
 //  - numbers in the default radix (16 unless told otherwise), prefixes 0x (hex), 0n (decimal),
 //    0t (octal), 0y (binary), an 'h' suffix (hex), backtick-split 64-bit values
 //    (fffff800`01e45ce0); a '-' right after a prefix (0n-10) negates.
-//  - binary + - * / % (also "mod"), & | ^, << >> (logical) >>> (arithmetic); unary - + ~;
-//    parentheses. 64-bit wrap-around arithmetic; / and % are unsigned.
+//  - binary + - * / % (also "mod"), & | ^ (also "and", "or", "xor"), << >> (logical) >>>
+//    (arithmetic), the comparisons = (or ==) != < > <= >= (1 or 0, unsigned); unary - + ~ and
+//    "not" (1 for zero, else 0); parentheses. WinDbg's precedence, highest first: * / %, + -,
+//    shifts, comparisons, and, xor, or. 64-bit wrap-around arithmetic; / and % are unsigned.
+//  - $scmp("a", "b"), $sicmp (case-insensitive): -1, 0, 1; $spat("text", "pat*"): 1 or 0.
+//  - @@masm(expr); @@c++(expr) / @@(expr) are refused ("not supported yet").
 //  - poi(x) (pointer, 8 bytes), qwo(x), dwo(x), wo(x), by(x) read memory through the callback;
 //    low(x) / hi(x) take the low / high 16 bits of the low dword.
 //  - @rax / @$ip: registers and pseudo-registers (the callback gets "rax" / "$ip").

@@ -12,6 +12,8 @@ LiveTarget::LiveTarget(std::unique_ptr<transport::PacketLink> link, EngineDelega
     SessionDelegate* self = this;
     m_session = std::make_unique<KdSession>(std::move(link), self, options);
     m_client = std::make_unique<KdClient>(*m_session);
+    m_reads = std::make_unique<ReadVerifier>(*m_session,
+                                             [this](std::string_view t) { on_link_notice(t); });
 }
 
 LiveTarget::~LiveTarget() = default;
@@ -58,7 +60,7 @@ Result<uint64_t> LiveTarget::kddebugger_data_address() {
         return uint64_t{0};
     }
     // DebuggerDataList is the head of a list whose first entry is the KDBG block.
-    auto head = m_client->read_virtual(v->DebuggerDataList, 8);
+    auto head = read_virtual(v->DebuggerDataList, 8);
     if (!head) {
         return tl::unexpected(head.error());
     }
@@ -69,7 +71,13 @@ Result<uint64_t> LiveTarget::kddebugger_data_address() {
 }
 
 Result<ReadResult> LiveTarget::read_virtual(uint64_t address, uint32_t size) {
-    return m_client->read_virtual(address, size);
+    return m_reads->read([this](uint64_t a, uint32_t n) { return m_client->read_virtual(a, n); },
+                         address, size);
+}
+
+Result<ReadResult> LiveTarget::read_physical_packets(uint64_t address, uint32_t size) {
+    return m_reads->read([this](uint64_t a, uint32_t n) { return m_client->read_physical(a, n); },
+                         address, size);
 }
 
 Result<uint32_t> LiveTarget::write_virtual(uint64_t address, std::span<const uint8_t> data) {
@@ -78,7 +86,7 @@ Result<uint32_t> LiveTarget::write_virtual(uint64_t address, std::span<const uin
 
 Result<ReadResult> LiveTarget::read_physical(uint64_t address, uint32_t size) {
     if (!m_physical_reader) {
-        return m_client->read_physical(address, size);
+        return read_physical_packets(address, size);
     }
     ReadResult out;
     if (auto dma = m_physical_reader(address, size)) {
@@ -89,7 +97,7 @@ Result<ReadResult> LiveTarget::read_physical(uint64_t address, uint32_t size) {
         return out;
     }
     const auto done = static_cast<uint32_t>(out.bytes.size());
-    auto rest = m_client->read_physical(address + done, size - done);
+    auto rest = read_physical_packets(address + done, size - done);
     if (!rest) {
         return done != 0 ? Result<ReadResult>(std::move(out)) : rest;
     }
@@ -152,7 +160,9 @@ Result<void> LiveTarget::set_context_bytes(uint16_t cpu, uint32_t offset,
 }
 
 Result<ReadResult> LiveTarget::read_control_space(uint16_t cpu, uint64_t index, uint32_t size) {
-    return m_client->read_control_space(cpu, index, size);
+    return m_reads->read(
+        [this, cpu](uint64_t i, uint32_t n) { return m_client->read_control_space(cpu, i, n); },
+        index, size, /*split=*/false);
 }
 
 Result<uint32_t> LiveTarget::write_control_space(uint16_t cpu, uint64_t index,
@@ -164,8 +174,8 @@ Result<uint64_t> LiveTarget::page_directory(uint16_t cpu) {
     if (auto it = m_cr3.find(cpu); it != m_cr3.end()) {
         return it->second;
     }
-    auto special = m_client->read_control_space(cpu, AMD64_DEBUG_CONTROL_SPACE_KSPECIAL,
-                                                KSPECIAL_REGISTERS_WINDBG_SIZE);
+    auto special = read_control_space(cpu, AMD64_DEBUG_CONTROL_SPACE_KSPECIAL,
+                                      KSPECIAL_REGISTERS_WINDBG_SIZE);
     if (!special) {
         return tl::unexpected(special.error());
     }

@@ -2,6 +2,7 @@
 // A live Windows machine at the end of a KD link: the Target interface over the typed client,
 // plus what only a live target has (the session, break-in, continue, state changes), which run
 // control uses.
+#include "engine/ReadVerifier.h"
 #include "engine/Target.h"
 #include "protocol/KdClient.h"
 
@@ -60,6 +61,7 @@ public:
     [[nodiscard]] Result<uint32_t> write_control_space(uint16_t cpu, uint64_t index,
                                                        std::span<const uint8_t> data) override;
     [[nodiscard]] Result<uint64_t> page_directory(uint16_t cpu) override;
+    void set_verify_for_dump(bool on) override { m_reads->set_for_dump(on); }
 
     // ---- live only ----
     // A stop from processor `cpu` of `count`: requests default to it from now on.
@@ -82,6 +84,8 @@ public:
     void notice(std::string_view text) { on_link_notice(text); }
     protocol::KdSession& session() { return *m_session; }
     protocol::KdClient& client() { return *m_client; }
+    // Verified memory reads on a noisy link (.kdverify).
+    ReadVerifier& reads() { return *m_reads; }
     // Physical memory without KD packets (1394: the host reads the target's RAM by physical
     // DMA). Bytes from `address` on, fewer when the rest cannot be read that way; what it does
     // not return (or everything, when it fails) is read with ReadPhysicalMemory packets.
@@ -97,16 +101,20 @@ private:
     // An answer to GetContextEx/SetContextEx that means "not supported here" (not a link failure).
     bool context_ex_refused(const char* api, const Error& error);
 
+    // ReadPhysicalMemory packets through the verifier.
+    [[nodiscard]] Result<ReadResult> read_physical_packets(uint64_t address, uint32_t size);
+
     EngineDelegate* m_delegate;
     std::unique_ptr<protocol::KdSession> m_session;
     std::unique_ptr<protocol::KdClient> m_client;
+    std::unique_ptr<ReadVerifier> m_reads;
     uint16_t m_processor = 0;
     uint32_t m_num_processors = 1;
     bool m_target_was_reset = false;
     std::map<uint16_t, uint64_t> m_cr3; // per processor, while stopped
     std::optional<protocol::DBGKD_GET_VERSION64> m_version;
-    PhysicalReader m_physical_reader; // 1394: physical memory by DMA (set_physical_reader)
     bool m_context_ex = true; // GetContextEx/SetContextEx not refused yet
+    PhysicalReader m_physical_reader;
 };
 
 } // namespace kdcart::engine

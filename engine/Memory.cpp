@@ -1,5 +1,7 @@
 #include "engine/Memory.h"
 
+#include "engine/ReadVerifier.h"
+
 #include <algorithm>
 #include <cstring>
 
@@ -51,16 +53,28 @@ Result<MemoryBlock> Memory::read_virtual(uint64_t address, size_t size) {
             break; // top of the address space
         }
     }
+    // A link that fails half-way (kLinkFailedStatus, or an error after something came) ends
+    // the read: what came is shown, the rest is left unread (not marked unreadable).
+    bool link_failed = false;
+    bool got_any = false;
     for (auto [start, stop] : missing) {
+        if (link_failed) {
+            break;
+        }
         uint64_t cur = start;
         while (cur < stop) {
             const uint64_t len = stop - cur;
             auto r = m_target.read_virtual(
                 cur, static_cast<uint32_t>(std::min<uint64_t>(len, 1u << 30)));
             if (!r) {
+                if (got_any && r.error().code == Errc::Timeout) {
+                    link_failed = true;
+                    break;
+                }
                 return tl::unexpected(r.error());
             }
             const auto& got = r->bytes;
+            got_any = got_any || !got.empty();
             for (size_t i = 0; i < got.size(); ++i) {
                 const uint64_t va = cur + i;
                 Page& pg = m_pages[va & ~(kPage - 1)];
@@ -69,6 +83,10 @@ Result<MemoryBlock> Memory::read_virtual(uint64_t address, size_t size) {
             }
             cur += got.size();
             if (cur >= stop) {
+                break;
+            }
+            if (r->status == kLinkFailedStatus) {
+                link_failed = true;
                 break;
             }
             // The byte at `cur` failed: the rest of its page is not readable. Go on at the next
@@ -144,6 +162,9 @@ Result<MemoryBlock> Memory::read_physical(uint64_t address, size_t size) {
     while (cur < end) {
         auto r = m_target.read_physical(cur, static_cast<uint32_t>(end - cur));
         if (!r) {
+            if (cur != address && r.error().code == Errc::Timeout) {
+                break; // the link failed half-way: show what came
+            }
             return tl::unexpected(r.error());
         }
         for (size_t i = 0; i < r->bytes.size() && cur - address + i < size; ++i) {
@@ -151,6 +172,9 @@ Result<MemoryBlock> Memory::read_physical(uint64_t address, size_t size) {
             out.valid[cur - address + i] = true;
         }
         cur += r->bytes.size();
+        if (cur < end && r->status == kLinkFailedStatus) {
+            break;
+        }
         if (cur < end) {
             cur = (cur & ~(kPage - 1)) + kPage; // skip the hole's page
         }

@@ -391,6 +391,15 @@ Result<void> set_register(CONTEXT& context, std::string_view name, uint64_t valu
         return make_error(Errc::InvalidArgument,
                           "Bad register error at '" + std::string(name) + "'");
     }
+    // A value wider than the register is an error, not silently cut (r al=100); a negative
+    // one that fits is taken (r al=-1 is ff).
+    if (d->bits < 64) {
+        const uint64_t width = mask_of(d->bits);
+        const uint64_t sign_fill = ~width | (uint64_t{1} << (d->bits - 1));
+        if (value > width && (value & sign_fill) != sign_fill) {
+            return make_error(Errc::InvalidArgument, "Overflow error");
+        }
+    }
     const uint64_t mask = mask_of(d->bits) << d->shift;
     const uint64_t old = read_field(context, d->field);
     const uint64_t merged = (old & ~mask) | ((value << d->shift) & mask);

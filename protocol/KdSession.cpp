@@ -1,5 +1,6 @@
 #include "protocol/KdSession.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdio>
@@ -154,11 +155,13 @@ Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
             advance_host_id();
             return {};
         }
-        const auto deadline = std::min(give_up, Clock::now() + m_opt.ack_timeout);
-        auto quiet_since = Clock::now();
+        const auto sent = Clock::now();
+        const auto deadline = std::min(give_up, sent + m_opt.ack_timeout);
+        auto quiet_since = sent;
         uint64_t seen = m_link->stats().bytes_in;
+        bool answered = false;
         while (!m_ack_seen && !m_reset_seen) {
-            const auto quiet_end = quiet_since + m_opt.idle_nudge;
+            const auto quiet_end = quiet_since + nudge_after();
             auto r = pump(remaining(std::min(deadline, quiet_end)));
             if (!r && r.error().code != Errc::Timeout) {
                 return r;
@@ -167,8 +170,12 @@ Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
             if (const uint64_t in = m_link->stats().bytes_in; in != seen) {
                 seen = in;
                 quiet_since = now;
+                if (!answered && attempt == 0) {
+                    answered = true;
+                    note_response_time(now - sent);
+                }
             }
-            if (now >= deadline || now - quiet_since >= m_opt.idle_nudge) {
+            if (now >= deadline || now - quiet_since >= nudge_after()) {
                 break;
             }
         }
@@ -190,6 +197,20 @@ Result<void> KdSession::send_data(uint16_t type, std::vector<uint8_t> payload) {
     return make_error(Errc::Timeout, "the target did not acknowledge our packet");
 }
 
+Millis KdSession::nudge_after() const {
+    if (m_response_ms < 0) {
+        return m_opt.idle_nudge;
+    }
+    const double ms = 4 * m_response_ms + 20;
+    return std::clamp(Millis(static_cast<int64_t>(ms)), std::min(m_opt.nudge_floor, m_opt.idle_nudge),
+                      m_opt.idle_nudge);
+}
+
+void KdSession::note_response_time(Clock::duration d) {
+    const double ms = std::chrono::duration<double, std::milli>(d).count();
+    m_response_ms = m_response_ms < 0 ? ms : std::max(ms, m_response_ms * 0.9);
+}
+
 Result<void> KdSession::ask_resend() {
     ++m_counters.resends_sent;
     return send_control(PACKET_TYPE_KD_RESEND, 0);
@@ -199,7 +220,7 @@ uint64_t KdSession::error_events() const {
     const auto& c = m_counters;
     const auto l = m_link->stats();
     return c.resends_sent + c.resends_received + c.retransmits + c.duplicates + c.implausible +
-           c.timeouts + l.bad_packets + l.dropped + l.garbage_bytes / 16;
+           c.timeouts + l.bad_packets + l.dropped + l.garbage_bytes / 512;
 }
 
 Result<void> KdSession::pump(Millis timeout) {
@@ -224,6 +245,9 @@ Result<void> KdSession::pump(Millis timeout) {
     }
     // A new KDNET handshake means a (re)booted target: its ids start again at 0.
     if (const auto hs = m_link->stats().handshakes; hs != m_handshakes_seen) {
+        if (m_handshakes_seen != 0 && m_delegate) {
+            m_delegate->on_link_notice("Target rebooted (it started a new KDNET session)");
+        }
         m_handshakes_seen = hs;
         reset_ids();
         if (m_delegate) {
@@ -438,11 +462,13 @@ void KdSession::suspect(const KdPacket& p, std::string why) {
     (void)send_control(PACKET_TYPE_KD_RESEND, 0);
 }
 
+// Patient on purpose (idle_nudge, not the learnt nudge_after): taking a damaged packet because
+// the good copy was slow would show it as real. A target that resends gets several chances.
 void KdSession::tend_suspect() {
     if (!m_suspect) {
         return;
     }
-    if (m_suspect->nudges >= 2) {
+    if (m_suspect->nudges >= 3) {
         accept_suspect(); // the target does not send it again: take what we have
         return;
     }
@@ -492,6 +518,15 @@ void KdSession::accept_packet(const KdPacket& p) {
     const uint32_t ack_id = scheme == IdScheme::Kdcom ? (p.id & ~SYNC_PACKET_ID) : p.id;
     if (scheme != IdScheme::Kd1394) {
         (void)send_control(PACKET_TYPE_KD_ACKNOWLEDGE, ack_id);
+    }
+    if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0 && !m_reset_since_last_packet) {
+        // Its ids started over although we did not reset them: the target rebooted (KDNET
+        // says so with a new handshake).
+        m_resync_needed = true;
+        if (m_delegate) {
+            m_delegate->on_link_notice("Target rebooted (its KDCOM packet ids started over)");
+            m_delegate->on_target_reset();
+        }
     }
     m_last_target_id = p.id;
     m_last_target_type = p.type;
@@ -676,7 +711,7 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
         if (m_state_changes.size() > stops_before) {
             return make_error(Errc::Resync, "the target reported a new stop instead of replying");
         }
-        auto r = pump(remaining(std::min(deadline, quiet_since + m_opt.idle_nudge)));
+        auto r = pump(remaining(std::min(deadline, quiet_since + nudge_after())));
         if (!r && r.error().code != Errc::Timeout) {
             return tl::unexpected(r.error());
         }
@@ -692,7 +727,8 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
         if (const uint64_t in = m_link->stats().bytes_in; in != seen) {
             seen = in;
             quiet_since = now;
-        } else if (now - quiet_since >= m_opt.idle_nudge && m_link->id_scheme() != IdScheme::Kd1394) {
+        } else if (now - quiet_since >= nudge_after() &&
+                   m_link->id_scheme() != IdScheme::Kd1394) {
             // Our request was ACKed but its reply is lost (or stuck half-way): ask again
             // instead of waiting for the target's own retransmission.
             ++m_counters.nudges;

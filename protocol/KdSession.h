@@ -51,11 +51,13 @@ struct SessionOptions {
     int send_retries = 6;       // resends before giving up on an ACK
     Millis reply_timeout{8000}; // from ACK to the manipulate reply
     Millis reset_interval{1000};
-    // A line that stays quiet this long while we wait for an ACK or a reply is not going to
-    // deliver it: our packet is sent again (no ACK), or the target is asked to RESEND (no reply,
-    // or a packet we could not trust). Bounded by ack_timeout x (send_retries + 1) and
-    // reply_timeout in all.
+    // A line that stays quiet while we wait for an ACK or a reply is not going to deliver it:
+    // our packet is sent again (no ACK), or the target is asked to RESEND (no reply, or a
+    // packet we could not trust). "Quiet" is learnt from how fast the target answers (four
+    // times its recent slowest answer plus 20 ms), at least nudge_floor and at most idle_nudge.
+    // Bounded by ack_timeout x (send_retries + 1) and reply_timeout in all.
     Millis idle_nudge{400};
+    Millis nudge_floor{100};
 };
 
 struct SessionCounters {
@@ -107,7 +109,7 @@ public:
     const SessionCounters& counters() const { return m_counters; }
     // Everything that says the link is damaging traffic, summed: RESENDs both ways,
     // retransmits, duplicates, implausible packets, timeouts, bad packets, dropped datagrams and
-    // garbage (one per 16 bytes).
+    // garbage (one per 512 bytes: a packet cut short is thrown away whole).
     uint64_t error_events() const;
     transport::LinkStats link_stats() const { return m_link->stats(); }
     uint32_t max_transfer() const { return m_link->max_payload() - sizeof(DBGKD_MANIPULATE_STATE64); }
@@ -137,6 +139,9 @@ private:
     void suspect(const transport::KdPacket& p, std::string why);
     void accept_suspect();
     void tend_suspect();
+    // How long a quiet line is waited for before acting (see SessionOptions::idle_nudge).
+    Millis nudge_after() const;
+    void note_response_time(std::chrono::steady_clock::duration d);
     void flush_deferred();
 
     std::unique_ptr<transport::PacketLink> m_link;
@@ -159,7 +164,7 @@ private:
     std::vector<uint8_t> m_last_target_payload;
     uint16_t m_last_target_type = 0;
     bool m_last_type_payload_valid = false;
-    bool m_reset_since_last_packet = false;
+    bool m_reset_since_last_packet = true; // no packet yet counts as "just reset"
 
     // The stop we are in (to absorb the re-sent state change that follows a RESET).
     std::optional<std::vector<uint8_t>> m_current_stop;
@@ -177,6 +182,8 @@ private:
         std::chrono::steady_clock::time_point since{};
     };
     std::optional<Suspect> m_suspect;
+    // The target's recent slowest answer to a packet of ours (ms, decaying); < 0: none yet.
+    double m_response_ms = -1;
 };
 
 } // namespace kdcart::protocol

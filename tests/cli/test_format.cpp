@@ -256,8 +256,17 @@ TEST_CASE("register table: set merges like WinDbg") {
     CHECK(c.Rax == 0xffffffff00000005); // low 32 bits only, no zero-extension
     REQUIRE(set_register(c, "ah", 0x12));
     CHECK(c.Rax == 0xffffffff00001205);
-    REQUIRE(set_register(c, "al", 0x1ff)); // truncated to the register's width
+    auto wide = set_register(c, "al", 0x100); // r al=100: wider than al
+    REQUIRE(!wide);
+    CHECK(wide.error().message == "Overflow error");
+    CHECK(c.Rax == 0xffffffff00001205); // untouched
+    REQUIRE(set_register(c, "al", ~uint64_t{0})); // r al=-1: a negative that fits
     CHECK(c.Rax == 0xffffffff000012ff);
+    CHECK(!set_register(c, "ax", 0x10000));
+    CHECK(!set_register(c, "eax", 0x100000000));
+    REQUIRE(set_register(c, "eax", 0xffffffff80000000)); // -0x80000000 fits in 32 bits
+    CHECK(!set_register(c, "eax", 0xfffffffe7fffffff));
+    REQUIRE(set_register(c, "eax", 0x12ff));
     REQUIRE(set_register(c, "ax", 0xabcd));
     CHECK(c.Rax == 0xffffffff0000abcd);
     REQUIRE(set_register(c, "rax", 0));
@@ -279,7 +288,8 @@ TEST_CASE("register table: set merges like WinDbg") {
     REQUIRE(set_register(c, "efl", 0x246));
     CHECK(c.EFlags == 0x246);
 
-    REQUIRE(set_register(c, "cs", 0x10033));
+    CHECK(!set_register(c, "cs", 0x10033)); // wider than a selector: an overflow
+    REQUIRE(set_register(c, "cs", 0x33));
     CHECK(c.SegCs == 0x0033);
     REQUIRE(set_register(c, "rip", 0xfffff80001b66b4e));
     CHECK(c.Rip == 0xfffff80001b66b4e);

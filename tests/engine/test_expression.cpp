@@ -336,3 +336,56 @@ TEST_CASE("parse_range errors") {
     CHECK_FALSE(parse_range("1000 L4000000", cb, 0x10, 8));
     CHECK(parse_range("1000 L?4000000", cb, 0x10, 8));
 }
+
+TEST_CASE("comparisons, not, word operators, string operators (command programs)") {
+    FakeTarget t;
+    auto cb = t.callbacks();
+    struct Case {
+        const char* text;
+        uint64_t value;
+    };
+    const Case cases[] = {
+        {"1 == 1", 1},
+        {"1 = 2", 0},
+        {"@rax != 5", 0},
+        {"@rax!=4", 1},
+        {"3 < 4", 1},
+        {"4 <= 4", 1},
+        {"5 > 6", 0},
+        {"-1 > 0", 1}, // unsigned, as WinDbg
+        {"7 >= 8", 0},
+        {"1 << 2 == 4", 1},         // shifts bind tighter than comparisons
+        {"1 + 1 == 2 & 3 == 3", 1}, // comparisons bind tighter than &
+        {"(@$t0 < 0x83d8bb39) and (@rax == 5)", 1},
+        {"1 or 0", 1},
+        {"6 xor 3", 5},
+        {"f0 and 3c", 0x30},
+        {"not 0", 1},
+        {"not 5", 0},
+        {"not (1 == 2)", 1},
+        {"$scmp(\"abc\", \"abd\")", ~uint64_t{0}},
+        {"$scmp(\"b\", \"b\")", 0},
+        {"$sicmp(\"ABC\", \"abc\")", 0},
+        {"$spat(\"KdTestCompute\", \"kdtest*\")", 1},
+        {"$spat(\"KdTestCompute\", \"*Update\")", 0},
+        {"@@masm(1 + 2) * 2", 6},
+        {"poi(nt!iofileobjecttype) == 0xffffe00083d656e0", 1},
+    };
+    for (const auto& c : cases) {
+        INFO(c.text);
+        auto v = evaluate_expression(c.text, cb);
+        REQUIRE(v);
+        CHECK(*v == c.value);
+    }
+    const auto cpp = evaluate_expression("@@c++(nt!_LIST_ENTRY *)", cb);
+    REQUIRE_FALSE(cpp);
+    CHECK(cpp.error().message.find("C++ expressions (@@c++) are not supported yet") !=
+          std::string::npos);
+    CHECK(evaluate_expression("1 ==", cb).error().message == "Syntax error at ''");
+    // A comparison does not swallow what a prefix parse leaves for the command.
+    size_t used = 0;
+    auto v = evaluate_expression_prefix("(@rax == 5) 'r rax'; 'r rbx'", cb, &used);
+    REQUIRE(v);
+    CHECK(*v == 1);
+    CHECK(used == 11);
+}

@@ -103,6 +103,7 @@ struct Fixture {
         o.send_retries = 3;
         o.reply_timeout = Millis(1500);
         o.reset_interval = Millis(200);
+        o.nudge_floor = Millis(300); // scripted exchanges take their time: no RESEND between
         return o;
     }
 };
@@ -443,13 +444,13 @@ TEST_CASE("an unknown NewState from a target that does not resend ends the wait 
     auto payload = break_state_change(0xfffff80000605678);
     payload[0] = 0x99; // NewState 0x3099
     f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID, payload);
-    // RESEND at once, then twice more while the target stays silent; then it is taken.
+    // RESEND at once, then three more while the target stays silent; then it is taken.
     auto sc = waiter.get();
     REQUIRE(sc);
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(3));
     CHECK(sc->malformed.find("unknown NewState 0x3099") != std::string::npos);
     CHECK(sc->change.ProgramCounter == 0xfffff80000605678);
-    CHECK(count_resends(f.target, Millis(100)) == 3);
+    CHECK(count_resends(f.target, Millis(100)) == 4);
     CHECK(f.session->counters().malformed_stops == 1);
 }
 
@@ -488,6 +489,7 @@ TEST_CASE("a lost reply: the host asks RESEND when the line goes quiet, not afte
     SessionOptions opt = Fixture::fast_options();
     opt.reply_timeout = Millis(8000);
     opt.idle_nudge = Millis(300);
+    opt.nudge_floor = Millis(300);
     Fixture f(opt);
     auto t0 = std::chrono::steady_clock::now();
     auto fut = std::async(std::launch::async, [&] { return f.client->get_version(); });

@@ -1,0 +1,183 @@
+// Benchmark (not a test): memory read throughput against kdsim on a bad cable, as a fraction of
+// the clean-link figure (issue 13). kdsim injects faults per byte both ways (KDSIM_CORRUPT_RATE
+// or KDSIM_DROP_RATE); reads go through the engine's LiveTarget as kdcart's do, so they are
+// verified (read until two reads agree) once the link has shown errors. Every read is also
+// compared with the clean run's bytes: a wrong byte would be counted.
+//
+//   kd_noise_bench [--kdsim PATH] [--baud 115200] [--seconds 20] [--rates 0,1e-5,1e-4,1e-3]
+#include "cli/SimLauncher.h"
+#include "engine/LiveTarget.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+using namespace kdcart;
+using namespace std::chrono;
+
+namespace {
+
+struct Quiet : engine::EngineDelegate {
+    void on_debug_print(std::string_view) override {}
+    std::string on_debug_prompt(std::string_view) override { return {}; }
+    void on_notice(std::string_view) override {}
+};
+
+constexpr uint32_t kReadSize = 32 * 1024;
+
+struct Figures {
+    double rate = 0; // payload bytes/s
+    uint64_t wrong = 0;
+    uint64_t unread = 0;
+    uint64_t reads = 0;
+    uint64_t errors = 0;
+    bool verified = false;
+};
+
+// One kdsim with the given fault environment; reads the kernel's first 32 KiB over and over.
+bool measure(const std::string& kdsim, unsigned baud, double seconds, const char* env,
+             double fault_rate, std::vector<uint8_t>& reference, Figures& out) {
+    char rate_text[32];
+    std::snprintf(rate_text, sizeof rate_text, "%g", fault_rate);
+    if (env != nullptr) {
+        ::setenv(env, rate_text, 1);
+        ::setenv("KDSIM_SEED", "7", 1);
+    }
+    cli::SimLauncher sim;
+    cli::SimOptions so;
+    so.kdsim_path = kdsim;
+    so.baud = baud;
+    auto pty = sim.start_pty(so);
+    if (env != nullptr) {
+        ::unsetenv(env);
+        ::unsetenv("KDSIM_SEED");
+    }
+    if (!pty) {
+        std::fprintf(stderr, "bench: %s\n", pty.error().message.c_str());
+        return false;
+    }
+    auto stream = transport::open_serial(*pty, baud ? baud : 115200);
+    if (!stream) {
+        std::fprintf(stderr, "bench: %s\n", stream.error().message.c_str());
+        return false;
+    }
+    Quiet quiet;
+    engine::LiveTarget target(transport::make_kdcom_link(std::move(*stream)), &quiet);
+    auto& session = target.session();
+    std::optional<protocol::StateChange> stop;
+    for (int i = 0; i < 60 && !stop; ++i) {
+        if (!session.synchronized()) {
+            (void)session.reset(milliseconds(1000));
+        }
+        (void)session.send_breakin();
+        auto sc = session.wait_state_change(milliseconds(1000));
+        if (sc) {
+            stop = *sc;
+        }
+    }
+    if (!stop) {
+        std::fprintf(stderr, "bench: the simulated target did not stop\n");
+        return false;
+    }
+    target.set_stop_processor(stop->change.Processor, stop->change.ProcessorLevel,
+                              stop->change.NumberProcessors);
+    auto v = target.version();
+    if (!v) {
+        std::fprintf(stderr, "bench: GetVersion: %s\n", v.error().message.c_str());
+        return false;
+    }
+    const uint64_t base = v->KernBase;
+    uint64_t bytes = 0;
+    const auto t0 = steady_clock::now();
+    while (duration<double>(steady_clock::now() - t0).count() < seconds) {
+        auto r = target.read_virtual(base, kReadSize);
+        if (!r) {
+            ++out.errors;
+            continue;
+        }
+        if (reference.empty() && r->bytes.size() == kReadSize) {
+            reference = r->bytes;
+        }
+        for (size_t i = 0; i < r->bytes.size() && i < reference.size(); ++i) {
+            out.wrong += r->bytes[i] != reference[i] ? 1 : 0;
+        }
+        out.unread += kReadSize - r->bytes.size();
+        bytes += r->bytes.size();
+        ++out.reads;
+    }
+    out.rate = bytes / duration<double>(steady_clock::now() - t0).count();
+    out.verified = target.reads().health().verified_reads > 0;
+    protocol::AMD64_DBGKD_CONTROL_SET cs{};
+    cs.Dr7 = 0x400;
+    cs.CurrentSymbolStart = 1;
+    (void)target.client().continue2(protocol::DBG_CONTINUE, cs);
+    return true;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string kdsim = cli::default_kdsim_path();
+    double seconds = 20;
+    unsigned baud = 115200;
+    std::vector<double> rates = {0, 1e-5, 1e-4, 1e-3};
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--kdsim" && i + 1 < argc) {
+            kdsim = argv[++i];
+        } else if (a == "--seconds" && i + 1 < argc) {
+            seconds = std::stod(argv[++i]);
+        } else if (a == "--baud" && i + 1 < argc) {
+            baud = static_cast<unsigned>(std::stoul(argv[++i]));
+        } else if (a == "--rates" && i + 1 < argc) {
+            rates.clear();
+            std::stringstream ss(argv[++i]);
+            for (std::string r; std::getline(ss, r, ',');) {
+                rates.push_back(std::stod(r));
+            }
+        } else {
+            std::fprintf(stderr,
+                         "usage: %s [--kdsim PATH] [--baud N (0 = unpaced)] [--seconds S] "
+                         "[--rates 0,1e-5,1e-4,1e-3]\n",
+                         argv[0]);
+            return 2;
+        }
+    }
+    std::printf("kdsim on a pty %s, 32 KiB reads of the kernel image for %.0f s per row\n",
+                baud ? ("paced at " + std::to_string(baud) + " baud").c_str() : "unpaced",
+                seconds);
+    std::vector<uint8_t> reference;
+    Figures clean;
+    if (!measure(kdsim, baud, seconds, nullptr, 0, reference, clean)) {
+        return 1;
+    }
+    std::printf("%-8s %-8s %10s %9s %9s %7s %7s %s\n", "fault", "rate", "bytes/s", "fraction",
+                "verified", "wrong", "unread", "reads");
+    std::printf("%-8s %-8s %10.0f %9.2f %9s %7llu %7llu %llu\n", "none", "0", clean.rate, 1.0,
+                clean.verified ? "yes" : "no", static_cast<unsigned long long>(clean.wrong),
+                static_cast<unsigned long long>(clean.unread),
+                static_cast<unsigned long long>(clean.reads));
+    for (const char* env : {"KDSIM_CORRUPT_RATE", "KDSIM_DROP_RATE"}) {
+        for (double r : rates) {
+            if (r == 0) {
+                continue;
+            }
+            Figures f;
+            if (!measure(kdsim, baud, seconds, env, r, reference, f)) {
+                return 1;
+            }
+            std::printf("%-8s %-8g %10.0f %9.2f %9s %7llu %7llu %llu%s\n",
+                        std::string(env).find("CORRUPT") != std::string::npos ? "corrupt"
+                                                                               : "drop",
+                        r, f.rate, f.rate / clean.rate, f.verified ? "yes" : "no",
+                        static_cast<unsigned long long>(f.wrong),
+                        static_cast<unsigned long long>(f.unread),
+                        static_cast<unsigned long long>(f.reads),
+                        f.errors ? (" (" + std::to_string(f.errors) + " failed)").c_str() : "");
+            std::fflush(stdout);
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,153 @@
+// ReadVerifier: on a noisy link memory is read until two reads agree; a read that fails
+// half-way keeps what came; a dump's read never comes back short because of the link.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "engine/ReadVerifier.h"
+
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+
+using namespace kdcart;
+using namespace kdcart::engine;
+using protocol::ReadResult;
+
+namespace {
+
+struct Quiet : protocol::SessionDelegate {
+    void on_debug_print(std::string_view) override {}
+    std::string on_debug_prompt(std::string_view) override { return {}; }
+    void on_link_notice(std::string_view) override {}
+};
+
+// A session on a socketpair nobody answers: the verifier only reads its counters.
+struct Fixture {
+    Quiet quiet;
+    int peer = -1;
+    std::unique_ptr<protocol::KdSession> session;
+    std::vector<std::string> notices;
+    std::unique_ptr<ReadVerifier> verifier;
+    std::vector<uint8_t> memory = std::vector<uint8_t>(64 * 1024);
+    int calls = 0;
+
+    Fixture() {
+        int sv[2];
+        REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+        session = std::make_unique<protocol::KdSession>(
+            transport::make_kdcom_link(transport::make_fd_stream(sv[0], "host")), &quiet);
+        peer = sv[1];
+        verifier = std::make_unique<ReadVerifier>(
+            *session, [this](std::string_view t) { notices.emplace_back(t); });
+        for (size_t i = 0; i < memory.size(); ++i) {
+            memory[i] = static_cast<uint8_t>(i * 13 + 7);
+        }
+    }
+    ~Fixture() { ::close(peer); }
+
+    ReadResult truth(uint64_t address, uint32_t size) const {
+        ReadResult r;
+        r.bytes.assign(memory.begin() + static_cast<long>(address),
+                       memory.begin() + static_cast<long>(address + size));
+        return r;
+    }
+};
+
+} // namespace
+
+TEST_CASE("clean link, auto: one request per chunk, nothing read twice") {
+    Fixture f;
+    auto r = f.verifier->read(
+        [&](uint64_t a, uint32_t n) -> Result<ReadResult> {
+            ++f.calls;
+            CHECK(n <= f.session->max_transfer());
+            return f.truth(a, n);
+        },
+        0, 20000);
+    REQUIRE(r);
+    CHECK(r->bytes == f.truth(0, 20000).bytes);
+    CHECK(f.calls == 6); // 20000 / 3944 rounded up
+    CHECK(f.notices.empty());
+}
+
+TEST_CASE("verified: damaged copies are outvoted, the good bytes come back") {
+    Fixture f;
+    f.verifier->set_mode(VerifyMode::On);
+    auto r = f.verifier->read(
+        [&](uint64_t a, uint32_t n) -> Result<ReadResult> {
+            auto t = f.truth(a, n);
+            ++f.calls;
+            // The first two reads of each chunk come back with a different byte wrong each
+            // time (two flips that fooled the checksum), then the line behaves.
+            if (f.calls % 4 == 1) {
+                t.bytes[5] ^= 0x10;
+            } else if (f.calls % 4 == 2) {
+                t.bytes[9] ^= 0x01;
+            }
+            return t;
+        },
+        0, 3000);
+    REQUIRE(r);
+    CHECK(r->bytes == f.truth(0, 3000).bytes);
+    CHECK(f.calls == 4); // bad, bad, good, good
+    const auto h = f.verifier->health();
+    CHECK(h.disagreements == 2);
+}
+
+TEST_CASE("verified: bytes no two reads agree on are not shown") {
+    Fixture f;
+    f.verifier->set_mode(VerifyMode::On);
+    auto r = f.verifier->read(
+        [&](uint64_t a, uint32_t n) -> Result<ReadResult> {
+            auto t = f.truth(a, n);
+            t.bytes[100] = static_cast<uint8_t>(++f.calls); // changes on every read
+            return t;
+        },
+        0, 1000);
+    REQUIRE(r);
+    CHECK(r->bytes.size() == 100);
+    CHECK(r->status == kLinkFailedStatus);
+    CHECK(std::equal(r->bytes.begin(), r->bytes.end(), f.memory.begin()));
+    REQUIRE(!f.notices.empty());
+    CHECK(f.notices.back().find("no two of 6 reads agreed") != std::string::npos);
+}
+
+TEST_CASE("a link that fails half-way: what came is kept; a dump gets an error instead") {
+    Fixture f;
+    auto fetch = [&](uint64_t a, uint32_t n) -> Result<ReadResult> {
+        if (a >= 7000) {
+            return make_error(Errc::Timeout, "no reply from the target to ReadVirtualMemory");
+        }
+        return f.truth(a, n);
+    };
+    auto r = f.verifier->read(fetch, 0, 20000);
+    REQUIRE(r);
+    CHECK(r->bytes.size() == 7888); // two whole requests of 3944
+    CHECK(r->status == kLinkFailedStatus);
+    REQUIRE(!f.notices.empty());
+    CHECK(f.notices.back().find("The link failed while reading at 1ed0 (7888 of 20000") !=
+          std::string::npos);
+    // Nothing at all came: an error, as before.
+    auto none = f.verifier->read(fetch, 9000, 100);
+    REQUIRE(!none);
+    CHECK(none.error().code == Errc::Timeout);
+    f.verifier->set_for_dump(true);
+    auto dump = f.verifier->read(fetch, 0, 20000);
+    REQUIRE(!dump);
+}
+
+TEST_CASE("a target that says a page is not there is believed the same way verified or not") {
+    Fixture f;
+    f.verifier->set_mode(VerifyMode::On);
+    auto r = f.verifier->read(
+        [&](uint64_t a, uint32_t n) -> Result<ReadResult> {
+            ++f.calls;
+            auto t = f.truth(a, std::min<uint32_t>(n, 4096 - static_cast<uint32_t>(a)));
+            if (t.bytes.size() < n) {
+                t.status = 0xC0000001;
+            }
+            return t;
+        },
+        0, 6000);
+    REQUIRE(r);
+    CHECK(r->bytes.size() == 4096);
+    CHECK(r->status == 0xC0000001);
+    CHECK(f.calls == 4); // two chunks, each read twice
+}
