@@ -1,6 +1,6 @@
 #include "engine/KernelState.h"
 #include "engine/Debugger.h"
-#include "engine/PdbTypes.h"
+#include "engine/KernelTypes.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -110,43 +110,15 @@ Result<std::vector<ProcessorInfo>> KernelState::processors() {
     return out;
 }
 
-std::optional<uint64_t> KernelState::type_field(std::string_view type_name, std::string_view path) {
-    auto ref = m_dbg.symbols().find_type("nt", type_name);
-    if (!ref || ref->types == nullptr) {
-        return std::nullopt;
-    }
-    const PdbTypes& types = *ref->types;
-    uint32_t type = ref->index;
-    uint64_t offset = 0;
-    while (!path.empty()) {
-        const size_t dot = path.find('.');
-        const std::string_view name = path.substr(0, dot);
-        path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
-        const PdbType* t = types.get(type);
-        while (t != nullptr && t->kind == PdbType::Kind::Modifier) {
-            t = types.get(t->element);
-        }
-        if (t == nullptr || (t->kind != PdbType::Kind::Struct && t->kind != PdbType::Kind::Union)) {
-            return std::nullopt;
-        }
-        const PdbField* found = nullptr;
-        for (const auto& f : t->fields) {
-            if (!f.is_static && f.name == name) {
-                found = &f;
-                break;
-            }
-        }
-        if (found == nullptr) {
-            return std::nullopt;
-        }
-        offset += found->offset;
-        type = found->type;
-    }
-    return offset;
-}
-
 std::optional<KernelState::ProcessLayout>
 KernelState::layout_from_types(std::vector<std::string>& sources) {
+    auto kt = KernelTypes::of_nt(m_dbg);
+    if (!kt) {
+        return std::nullopt;
+    }
+    auto type_field = [&kt](std::string_view type, std::string_view path) {
+        return kt->try_offset(type, path);
+    };
     ProcessLayout l;
     auto links = type_field("_EPROCESS", "ActiveProcessLinks");
     auto pid = type_field("_EPROCESS", "UniqueProcessId");

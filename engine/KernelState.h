@@ -99,8 +99,6 @@ class KernelState {
                                                      const ProcessLayout& layout, ProcessList list);
     // The layout from nt's PDB types; nullopt when it has none (or lacks a field).
     std::optional<ProcessLayout> layout_from_types(std::vector<std::string>& sources);
-    // Offset of a field path ("Pcb.DirectoryTableBase") in nt!type_name.
-    std::optional<uint64_t> type_field(std::string_view type_name, std::string_view path);
     Debugger& m_dbg;
 };
 
