@@ -362,6 +362,10 @@ void Repl::print_register_groups(uint32_t mask) {
 }
 
 void Repl::cmd_registers(std::string_view args) {
+    if (args.empty() && m_dbg->scope().context) { // .thread / .cxr / .trap
+        print("Last set context:\n" + format_registers(*m_dbg->scope().context));
+        return;
+    }
     if (args.empty()) {
         print_register_groups(m_register_mask);
         return;

@@ -1,4 +1,5 @@
 #include "cli/Repl.h"
+#include "cli/ProcessCommands.h"
 #include "cli/KernelCommands.h"
 #include "cli/LinkCommands.h"
 #include "cli/TextUtil.h"
@@ -261,6 +262,10 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
                 return Flow::Continue;
             }
         }
+    }
+    // !process !thread !running !ready !peb .process .thread .cxr .trap (ProcessCommands.cpp)
+    if (run_process_command(*m_dbg, m_out, word, args)) {
+        return Flow::Continue;
     }
     // !analyze, !error, !pte, !vtop, !irql, !pcr, !prcb, !process, .lastevent
     if (run_kernel_command(*m_dbg, m_out, word, args)) {

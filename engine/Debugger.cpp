@@ -1,4 +1,5 @@
 #include "engine/Debugger.h"
+#include "engine/ProcessMemory.h"
 
 #include "engine/Registers.h"
 
@@ -92,6 +93,10 @@ Result<void> Debugger::page_in(uint64_t va) {
 }
 
 Result<std::vector<StackFrame>> Debugger::stack_trace(size_t max_frames) {
+    if (m_scope.context) { // .thread / .cxr / .trap
+        ensure_modules();
+        return m_stack.walk(*m_scope.context, max_frames);
+    }
     auto ctx = context(std::nullopt, ContextPart::Integer);
     if (!ctx) {
         return tl::unexpected(ctx.error());
@@ -109,6 +114,7 @@ void Debugger::remove_all_breakpoints_from_target() {
 // ---- run control -----------------------------------------------------------------------------
 
 Result<void> Debugger::go() {
+    m_scope.reset();
     if (!m_run) {
         return tl::unexpected(not_runnable());
     }
@@ -116,6 +122,7 @@ Result<void> Debugger::go() {
 }
 
 Result<void> Debugger::go_until(uint64_t address) {
+    m_scope.reset();
     if (!m_run) {
         return tl::unexpected(not_runnable());
     }
@@ -123,6 +130,7 @@ Result<void> Debugger::go_until(uint64_t address) {
 }
 
 Result<void> Debugger::step(StepKind kind) {
+    m_scope.reset();
     if (!m_run) {
         return tl::unexpected(not_runnable());
     }
@@ -160,6 +168,7 @@ Result<void> Debugger::break_in() {
 }
 
 Result<StopEvent> Debugger::switch_processor(uint16_t cpu, Millis timeout) {
+    m_scope.reset();
     if (!m_run) {
         // A dump holds every processor's context: switching is only a change of view.
         if (cpu >= m_dump_stop.num_processors) {
@@ -184,6 +193,7 @@ Result<StopEvent> Debugger::switch_processor(uint16_t cpu, Millis timeout) {
 }
 
 Result<void> Debugger::reboot() {
+    m_scope.reset();
     if (!m_run) {
         return tl::unexpected(not_runnable());
     }
@@ -226,6 +236,9 @@ Result<void> Debugger::set_context(const CONTEXT& ctx, std::optional<uint16_t> c
 }
 
 Result<MemoryBlock> Debugger::read_virtual(uint64_t address, size_t size) {
+    if (m_scope.translate_user && is_user_address(address)) { // .process /p
+        return read_process_memory(*this, m_scope.process_dtb, address, size);
+    }
     return m_memory.read_virtual(address, size);
 }
 

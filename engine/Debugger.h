@@ -8,6 +8,7 @@
 #include "engine/Contexts.h"
 #include "engine/DumpTarget.h"
 #include "engine/Expression.h"
+#include "engine/ImplicitScope.h"
 #include "engine/KernelInfo.h"
 #include "engine/LiveTarget.h"
 #include "engine/Memory.h"
@@ -119,6 +120,9 @@ public:
     protocol::KdClient& client();
 
     Memory& memory() { return m_memory; }
+    // .process / .thread / .cxr / .trap state (cleared when the target runs or switches
+    // processor); read_virtual and stack_trace honour it.
+    ImplicitScope& scope() { return m_scope; }
 
 private:
     void wire();
@@ -138,6 +142,7 @@ private:
     std::unique_ptr<RunControl> m_run;
     StopEvent m_dump_stop;
     PseudoRegisters m_pseudo;
+    ImplicitScope m_scope;
 };
 
 } // namespace kdcart::engine
