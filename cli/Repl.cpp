@@ -1,4 +1,5 @@
 #include "cli/Repl.h"
+#include "cli/CodeCommands.h"
 #include "cli/ProcessCommands.h"
 #include "cli/KernelCommands.h"
 #include "cli/LinkCommands.h"
@@ -277,6 +278,10 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     }
     // as aS ad al .echo .printf .formats .cls .logopen .logappend .logclose gc
     if (run_script_command(word, args, cmd)) {
+        return Flow::Continue;
+    }
+    // uf .fnent !dh (CodeCommands.h)
+    if (run_code_command(*m_dbg, m_out, word, args)) {
         return Flow::Continue;
     }
     // .sympath .symfix .reload !sym x ln lm* !lmi dps dqs dds dt (SymbolCommands.cpp)

@@ -167,57 +167,163 @@ std::string call_site_with_params(engine::Debugger& dbg, const Frames& fr, size_
     return s;
 }
 
-size_t frame_count(engine::Debugger& dbg, Output& out, std::string_view args, bool& ok) {
-    ok = true;
+// The k family's arguments: [= rbp rsp rip] [L] [count].
+struct StackArgs {
+    size_t count = 20; // kd's default frame count
+    std::optional<engine::CONTEXT> from;
+};
+
+std::optional<StackArgs> parse_stack_args(engine::Debugger& dbg, Output& out,
+                                          std::string_view args) {
+    StackArgs sa;
     args = trim(args);
-    if (args.empty()) {
-        return 20;
+    std::vector<std::string> words;
+    for (size_t i = 0; i < args.size();) {
+        const size_t j = args.find_first_of(" \t", i);
+        std::string w(args.substr(i, j == args.npos ? args.npos : j - i));
+        if (!w.empty()) {
+            words.push_back(w);
+        }
+        if (j == args.npos) {
+            break;
+        }
+        i = j + 1;
     }
-    if (args[0] == 'L' || args[0] == 'l') {
-        args.remove_prefix(1);
+    size_t i = 0;
+    if (!words.empty() && words[0][0] == '=') {
+        // k = rbp rsp rip: "=" may be joined to the first value.
+        if (words[0].size() > 1) {
+            words[0].erase(0, 1);
+        } else {
+            words.erase(words.begin());
+        }
+        if (words.size() < 3) {
+            print(out, "Please specify the frame (rbp), stack (rsp) and instruction (rip) "
+                       "pointers: k = rbp rsp rip [count]\n");
+            return std::nullopt;
+        }
+        auto ctx = dbg.context(std::nullopt, engine::ContextPart::Integer);
+        if (!ctx) {
+            print(out, "Unable to get the registers: " + ctx.error().message + "\n");
+            return std::nullopt;
+        }
+        uint64_t v[3];
+        for (size_t k = 0; k < 3; ++k) {
+            auto e = dbg.evaluate(words[k]);
+            if (!e) {
+                print(out, e.error().message + "\n");
+                return std::nullopt;
+            }
+            v[k] = *e;
+        }
+        ctx->Rbp = v[0];
+        ctx->Rsp = v[1];
+        ctx->Rip = v[2];
+        sa.from = *ctx;
+        i = 3;
     }
-    auto n = dbg.evaluate(args);
-    if (!n || *n == 0 || *n > 0xFFFF) {
-        print(out, "Bad frame count '" + std::string(args) + "'\n");
-        ok = false;
-        return 0;
+    std::string rest;
+    for (; i < words.size(); ++i) {
+        rest += (rest.empty() ? "" : " ") + words[i];
     }
-    return static_cast<size_t>(*n);
+    std::string_view r = trim(rest);
+    if (!r.empty() && (r[0] == 'L' || r[0] == 'l')) {
+        r = trim(r.substr(1));
+    }
+    if (!r.empty()) {
+        auto n = dbg.evaluate(r);
+        if (!n || *n == 0 || *n > 0xFFFF) {
+            print(out, "Bad frame count '" + std::string(r) + "'\n");
+            return std::nullopt;
+        }
+        sa.count = static_cast<size_t>(*n);
+    }
+    return sa;
 }
 
-void cmd_kb(engine::Debugger& dbg, Output& out, std::string_view word, std::string_view args) {
-    const bool numbered = word.find('n') != std::string_view::npos;
-    const bool params =
-        word.find('p') != std::string_view::npos || word.find('P') != std::string_view::npos;
-    bool ok = false;
-    const size_t max = frame_count(dbg, out, args, ok);
-    if (!ok) {
+// Where a machine frame's KTRAP_FRAME starts: the saved rip's field offset from nt's
+// _KTRAP_FRAME when the kernel's types are loaded; otherwise the handler's stack pointer after its
+// prolog, where x64 NT's handlers build the trap frame.
+uint64_t trap_frame_address(engine::Debugger& dbg, const engine::StackFrame& f) {
+    if (auto t = dbg.symbols().find_type("nt", "_KTRAP_FRAME"); t && t->types) {
+        if (const engine::PdbType* ty = t->types->get(t->index)) {
+            for (const auto& field : ty->fields) {
+                if (field.name == "Rip") {
+                    return *f.machine_frame - field.offset;
+                }
+            }
+        }
+    }
+    return f.child_sp;
+}
+
+// k, kn, kc, kb, kv, kp, kP, kL and their combinations (kbn, knL, ...). The REPL lower-cases
+// the word, so kP is kp here.
+void cmd_k(engine::Debugger& dbg, Output& out, std::string_view word, std::string_view args) {
+    const std::string_view flags = word.substr(1);
+    const bool numbered = flags.find('n') != std::string_view::npos;
+    const bool call_only = flags.find('c') != std::string_view::npos;
+    const bool params = flags.find_first_of("pP") != std::string_view::npos;
+    const bool home = !params && flags.find_first_of("bv") != std::string_view::npos;
+    auto sa = parse_stack_args(dbg, out, args);
+    if (!sa) {
         return;
     }
-    auto fr = walk(dbg, out, max);
+    std::optional<Frames> fr;
+    if (sa->from) {
+        fr = Frames{dbg.stack_trace_from(*sa->from, sa->count), *sa->from};
+    } else {
+        fr = walk(dbg, out, sa->count);
+    }
     if (!fr) {
         return;
     }
-    std::string s = numbered ? " # " : "";
-    if (params) {
-        s += "Child-SP          RetAddr           Call Site\n";
+    std::string s;
+    if (call_only) {
+        s += " # Call Site\n";
     } else {
-        std::string args_head = "Args to Child";
-        args_head.resize(71, ' '); // four 17-character words and their spaces
-        s += "Child-SP          RetAddr           : " + args_head + " : Call Site\n";
+        s += numbered ? " # " : "";
+        if (home) {
+            std::string args_head = "Args to Child";
+            args_head.resize(71, ' '); // four 17-character words and their spaces
+            s += "Child-SP          RetAddr           : " + args_head + " : Call Site\n";
+        } else {
+            s += "Child-SP          RetAddr           Call Site\n";
+        }
     }
+    bool warned = false;
     for (size_t i = 0; i < fr->frames.size(); ++i) {
         const auto& f = fr->frames[i];
+        if (f.unwind_guessed && !warned) {
+            s += "WARNING: Stack unwind information not available. Following frames may be "
+                 "wrong.\n";
+            warned = true;
+        }
         char num[24];
         std::snprintf(num, sizeof num, "%02zx ", i);
+        std::string site;
+        if (params) {
+            site = call_site_with_params(dbg, *fr, i);
+        } else if (auto sym = dbg.symbolize(f.pc)) {
+            site = format_symbol(*sym);
+        } else {
+            char raw[24];
+            std::snprintf(raw, sizeof raw, "0x%llx", static_cast<unsigned long long>(f.pc));
+            site = raw;
+        }
+        if (f.machine_frame) {
+            site += " (TrapFrame @ " + format_address(trap_frame_address(dbg, f)) + ")";
+        }
+        if (call_only) {
+            s += num + site + "\n";
+            continue;
+        }
         std::string line = (numbered ? std::string(num) : std::string()) +
                            format_address(f.child_sp) + " " + format_address(f.return_address) +
                            " ";
-        if (params) {
-            line += call_site_with_params(dbg, *fr, i);
-        } else {
+        if (home) {
             // The home space of this frame's parameters, above its return address.
-            std::string home;
+            std::string h;
             auto mem = f.caller_sp ? dbg.read_virtual(f.caller_sp, 32)
                                    : Result<engine::MemoryBlock>(tl::unexpected(
                                          Error(Errc::Unreadable, "no caller frame")));
@@ -228,15 +334,11 @@ void cmd_kb(engine::Debugger& dbg, Output& out, std::string_view word, std::stri
                     valid = mem->valid[q * 8 + b];
                     v |= uint64_t{mem->bytes[q * 8 + b]} << (8 * b);
                 }
-                home += (q ? " " : "") + (valid ? format_address(v) : "????????`????????");
+                h += (q ? " " : "") + (valid ? format_address(v) : "????????`????????");
             }
-            std::string site = format_address(f.pc);
-            if (auto sym = dbg.symbolize(f.pc)) {
-                site = format_symbol(*sym);
-            }
-            line += ": " + home + " : " + site;
+            line += ": " + h + " : ";
         }
-        s += line + "\n";
+        s += line + site + "\n";
     }
     print(out, s);
 }
@@ -344,11 +446,10 @@ bool run_stack_command(engine::Debugger& dbg, Output& out, SymbolCommandState& s
         cmd_dv(dbg, out, state, args);
         return true;
     }
-    // kb kv kp kP, with n for frame numbers: kbn, knb ...
-    if (word.size() >= 2 && word[0] == 'k' &&
-        word.find_first_not_of("kbvpPn", 1) == std::string_view::npos &&
-        word.find_first_of("bvpP", 1) != std::string_view::npos) {
-        cmd_kb(dbg, out, word, args);
+    // k with any of b v p P n c L (kbn, knL, kc ...)
+    if (!word.empty() && word[0] == 'k' &&
+        word.find_first_not_of("bvpPncLl", 1) == std::string_view::npos) {
+        cmd_k(dbg, out, word, args);
         return true;
     }
     return false;

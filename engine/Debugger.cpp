@@ -105,6 +105,11 @@ Result<std::vector<StackFrame>> Debugger::stack_trace(size_t max_frames) {
     return m_stack.walk(*ctx, max_frames);
 }
 
+std::vector<StackFrame> Debugger::stack_trace_from(const CONTEXT& context, size_t max_frames) {
+    ensure_modules();
+    return m_stack.walk(context, max_frames);
+}
+
 void Debugger::remove_all_breakpoints_from_target() {
     if (m_run) {
         m_run->remove_all_breakpoints_from_target();

@@ -59,6 +59,9 @@ public:
     [[nodiscard]] Result<void> page_in(uint64_t va);
     // Walks the current processor's stack through the images' unwind data (k).
     [[nodiscard]] Result<std::vector<StackFrame>> stack_trace(size_t max_frames);
+    // The same from given registers (k = rbp rsp rip).
+    [[nodiscard]] std::vector<StackFrame> stack_trace_from(const CONTEXT& context,
+                                                           size_t max_frames);
     // Removes every breakpoint from the target (before quitting).
     void remove_all_breakpoints_from_target();
 

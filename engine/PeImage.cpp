@@ -100,6 +100,9 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
     info.machine = get<uint16_t>(nt, 4);
     info.number_of_sections = get<uint16_t>(nt, 6);
     info.timestamp = get<uint32_t>(nt, 8);
+    info.symbol_table_pointer = get<uint32_t>(nt, 12);
+    info.symbol_count = get<uint32_t>(nt, 16);
+    info.optional_header_size = get<uint16_t>(nt, 20);
     const uint16_t opt_size = get<uint16_t>(nt, 20);
     info.characteristics = get<uint16_t>(nt, 22);
     const size_t opt = 24;
@@ -115,6 +118,11 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
     info.linker_major = get<uint8_t>(nt, opt + 2);
     info.linker_minor = get<uint8_t>(nt, opt + 3);
     info.size_of_code = get<uint32_t>(nt, opt + 4);
+    info.size_of_initialized_data = get<uint32_t>(nt, opt + 8);
+    info.size_of_uninitialized_data = get<uint32_t>(nt, opt + 12);
+    info.base_of_code = get<uint32_t>(nt, opt + 20);
+    info.image_major = get<uint16_t>(nt, opt + 44);
+    info.image_minor = get<uint16_t>(nt, opt + 46);
     info.entry_point = get<uint32_t>(nt, opt + 16);
     info.image_base = info.pe32_plus ? get<uint64_t>(nt, opt + 24) : get<uint32_t>(nt, opt + 28);
     info.section_alignment = get<uint32_t>(nt, opt + 32);
@@ -131,9 +139,13 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
     if (info.pe32_plus) {
         info.stack_reserve = get<uint64_t>(nt, opt + 72);
         info.stack_commit = get<uint64_t>(nt, opt + 80);
+        info.heap_reserve = get<uint64_t>(nt, opt + 88);
+        info.heap_commit = get<uint64_t>(nt, opt + 96);
     } else {
         info.stack_reserve = get<uint32_t>(nt, opt + 72);
         info.stack_commit = get<uint32_t>(nt, opt + 76);
+        info.heap_reserve = get<uint32_t>(nt, opt + 80);
+        info.heap_commit = get<uint32_t>(nt, opt + 84);
     }
     const size_t ndir_off = info.pe32_plus ? 108 : 92;
     const size_t dir_off = ndir_off + 4;
@@ -166,6 +178,10 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
         s.virtual_address = get<uint32_t>(sec, o + 12);
         s.raw_size = get<uint32_t>(sec, o + 16);
         s.raw_pointer = get<uint32_t>(sec, o + 20);
+        s.relocations_pointer = get<uint32_t>(sec, o + 24);
+        s.line_numbers_pointer = get<uint32_t>(sec, o + 28);
+        s.relocation_count = get<uint16_t>(sec, o + 32);
+        s.line_number_count = get<uint16_t>(sec, o + 34);
         s.characteristics = get<uint32_t>(sec, o + 36);
         info.sections.push_back(std::move(s));
     }
@@ -178,6 +194,12 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
         for (uint32_t i = 0; i < n && (i + 1) * kDebugEntrySize <= entries.size(); ++i) {
             const size_t o = i * kDebugEntrySize;
             const uint32_t type = get<uint32_t>(entries, o + 12);
+            info.debug_entries.push_back({get<uint32_t>(entries, o + 4),
+                                          get<uint16_t>(entries, o + 8),
+                                          get<uint16_t>(entries, o + 10), type,
+                                          get<uint32_t>(entries, o + 16),
+                                          get<uint32_t>(entries, o + 20),
+                                          get<uint32_t>(entries, o + 24)});
             if (type == kDebugTypeRepro) {
                 info.reproducible = true;
             }

@@ -21,6 +21,20 @@ struct PeSection {
     uint32_t raw_size = 0;
     uint32_t raw_pointer = 0;
     uint32_t characteristics = 0;
+    uint32_t relocations_pointer = 0;
+    uint32_t line_numbers_pointer = 0;
+    uint16_t relocation_count = 0;
+    uint16_t line_number_count = 0;
+};
+
+// One IMAGE_DEBUG_DIRECTORY entry (!dh lists them).
+struct PeDebugEntry {
+    uint32_t timestamp = 0;
+    uint16_t major = 0, minor = 0;
+    uint32_t type = 0; // 2 CodeView, 13 POGO, 16 REPRO ...
+    uint32_t size = 0;
+    uint32_t rva = 0;
+    uint32_t pointer = 0; // file offset
 };
 
 struct PeDataDirectory {
@@ -54,11 +68,19 @@ struct PeImageInfo {
     uint16_t number_of_sections = 0;
     uint32_t timestamp = 0;
     uint16_t characteristics = 0;
+    uint32_t symbol_table_pointer = 0;
+    uint32_t symbol_count = 0;
+    uint16_t optional_header_size = 0;
     // optional header
     bool pe32_plus = false;
     uint8_t linker_major = 0;
     uint8_t linker_minor = 0;
     uint32_t size_of_code = 0;
+    uint32_t size_of_initialized_data = 0;
+    uint32_t size_of_uninitialized_data = 0;
+    uint32_t base_of_code = 0;
+    uint16_t image_major = 0, image_minor = 0;
+    uint64_t heap_reserve = 0, heap_commit = 0;
     uint32_t entry_point = 0; // RVA
     uint64_t image_base = 0;
     uint32_t section_alignment = 0;
@@ -74,6 +96,7 @@ struct PeImageInfo {
     std::vector<PeDataDirectory> directories; // at most 16
     std::vector<PeSection> sections;
     std::optional<CodeViewRecord> codeview;
+    std::vector<PeDebugEntry> debug_entries;
     // A REPRO debug entry: the timestamp is a hash of the build, not a time (/Brepro).
     bool reproducible = false;
 

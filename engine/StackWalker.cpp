@@ -43,6 +43,8 @@ std::vector<StackFrame> StackWalker::walk(const CONTEXT& context, size_t max_fra
         }
         frame.return_address = f->return_address;
         frame.caller_sp = f->caller_rsp;
+        frame.machine_frame = f->machine_frame;
+        frame.unwind_guessed = f->no_unwind_data;
         frames.push_back(frame);
         // The walk ends at a return address outside every module, or when the stack does not
         // move up (a broken frame).
@@ -50,6 +52,7 @@ std::vector<StackFrame> StackWalker::walk(const CONTEXT& context, size_t max_fra
             f->caller_rsp <= c.Rsp) {
             break;
         }
+        c = f->caller; // nonvolatile registers too: outer frame-pointer frames need them
         c.Rip = f->return_address;
         c.Rsp = f->caller_rsp;
     }

@@ -115,6 +115,11 @@ struct StackFrame {
     uint64_t return_address = 0;
     uint64_t pc = 0;          // where this frame is executing
     uint64_t caller_sp = 0;   // rsp after the return: where kb's "Args to Child" (home space) are
+    // This frame's function is an interrupt/exception handler: it popped a machine frame saved
+    // at this address (the return address is the interrupted rip).
+    std::optional<uint64_t> machine_frame;
+    // The frame's image has no unwind data: the return address is a guess from [rsp].
+    bool unwind_guessed = false;
 };
 
 // A resolved symbol: module!name+offset.

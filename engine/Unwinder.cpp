@@ -1,4 +1,5 @@
 #include "engine/Unwinder.h"
+#include "engine/UnwindInfo.h"
 
 #include <cstring>
 
@@ -6,17 +7,14 @@ namespace kdcart::engine {
 
 namespace {
 
-template <class T> std::optional<T> get(const std::vector<uint8_t>& b, size_t off) {
-    if (off > b.size() || b.size() - off < sizeof(T)) {
+std::optional<uint64_t> read_u64(const UnwindMemory& mem, uint64_t address) {
+    auto b = mem.read(address, 8);
+    if (b.size() < 8) {
         return std::nullopt;
     }
-    T v;
-    std::memcpy(&v, b.data() + off, sizeof(T));
+    uint64_t v;
+    std::memcpy(&v, b.data(), 8);
     return v;
-}
-
-std::optional<uint64_t> read_u64(const UnwindMemory& mem, uint64_t address) {
-    return get<uint64_t>(mem.read(address, 8), 0);
 }
 
 // Integer registers in UNWIND_CODE order: rax rcx rdx rbx rsp rbp rsi rdi r8..r15.
@@ -26,180 +24,203 @@ uint64_t& reg(protocol::CONTEXT& c, unsigned n) {
     return *regs[n & 15];
 }
 
-struct RuntimeFunction {
-    uint32_t begin, end, unwind;
-};
-
-std::optional<RuntimeFunction> lookup(uint64_t base, uint32_t rva, const UnwindMemory& mem) {
-    auto hdr = mem.read(base, 0x40);
-    auto lfanew = get<uint32_t>(hdr, 0x3C);
-    if (!lfanew || *lfanew > 0x10000) {
-        return std::nullopt;
+Result<FrameUnwind> from_stack_top(const protocol::CONTEXT& c, const UnwindMemory& mem) {
+    auto ra = read_u64(mem, c.Rsp);
+    if (!ra) {
+        return make_error(Errc::Unreadable, "stack not readable");
     }
-    // Exception directory: DataDirectory[3], optional header offset 0x70 + 3*8.
-    auto dir = mem.read(base + *lfanew + 24 + 0x70 + 3 * 8, 8);
-    auto pdata = get<uint32_t>(dir, 0);
-    auto size = get<uint32_t>(dir, 4);
-    if (!pdata || !size || *pdata == 0 || *size < 12 || *size > 16 * 1024 * 1024) {
-        return std::nullopt;
-    }
-    auto table = mem.read(base + *pdata, *size);
-    const size_t n = table.size() / 12;
-    size_t lo = 0, hi = n;
-    while (lo < hi) { // binary search: entries are sorted by BeginAddress
-        size_t mid = (lo + hi) / 2;
-        RuntimeFunction f{*get<uint32_t>(table, mid * 12), *get<uint32_t>(table, mid * 12 + 4),
-                          *get<uint32_t>(table, mid * 12 + 8)};
-        if (rva < f.begin) {
-            hi = mid;
-        } else if (rva >= f.end) {
-            lo = mid + 1;
-        } else {
-            return f;
-        }
-    }
-    return std::nullopt;
+    FrameUnwind out;
+    out.caller = c;
+    out.return_address = *ra;
+    out.caller_rsp = c.Rsp + 8;
+    out.caller.Rip = *ra;
+    out.caller.Rsp = c.Rsp + 8;
+    return out;
 }
 
-constexpr uint8_t UWOP_PUSH_NONVOL = 0, UWOP_ALLOC_LARGE = 1, UWOP_ALLOC_SMALL = 2,
-                  UWOP_SET_FPREG = 3, UWOP_SAVE_NONVOL = 4, UWOP_SAVE_NONVOL_FAR = 5,
-                  UWOP_EPILOG = 6, UWOP_SAVE_XMM128 = 8, UWOP_SAVE_XMM128_FAR = 9,
-                  UWOP_PUSH_MACHFRAME = 10;
-constexpr uint8_t UNW_FLAG_CHAININFO = 0x4;
+int32_t s32(const uint8_t* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// The x64 epilogue forms: [add rsp,N | lea rsp,[frame+N]] pop* (ret | rep ret | jmp out).
+// When the pc is at one, emulates it and returns the caller's frame.
+std::optional<Result<FrameUnwind>> try_epilogue(const protocol::CONTEXT& start, uint64_t fn_begin,
+                                                uint64_t fn_end, uint8_t frame_register,
+                                                const UnwindMemory& mem) {
+    auto code = mem.read(start.Rip, 64);
+    const size_t n = code.size();
+    if (n == 0) {
+        return std::nullopt;
+    }
+    protocol::CONTEXT c = start;
+    size_t i = 0;
+    const uint8_t* b = code.data();
+    // add rsp, imm8 / imm32
+    if (n >= 4 && b[0] == 0x48 && b[1] == 0x83 && b[2] == 0xC4) {
+        c.Rsp += static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(b[3])));
+        i = 4;
+    } else if (n >= 7 && b[0] == 0x48 && b[1] == 0x81 && b[2] == 0xC4) {
+        c.Rsp += static_cast<uint64_t>(static_cast<int64_t>(s32(b + 3)));
+        i = 7;
+    } else if (n >= 4 && frame_register != 0 && (b[0] & 0xFE) == 0x48 && b[1] == 0x8D) {
+        // lea rsp,[frame + disp8/disp32]
+        const uint8_t modrm = b[2];
+        const unsigned rm = (modrm & 7u) | ((b[0] & 1u) << 3);
+        const unsigned mod = modrm >> 6;
+        if (((modrm >> 3) & 7) != 4 || rm != frame_register || (modrm & 7) == 4 ||
+            (mod != 1 && mod != 2)) {
+            return std::nullopt;
+        }
+        const int64_t disp = mod == 1 ? static_cast<int8_t>(b[3]) : (n >= 7 ? s32(b + 3) : 0);
+        if (mod == 2 && n < 7) {
+            return std::nullopt;
+        }
+        c.Rsp = reg(c, rm) + static_cast<uint64_t>(disp);
+        i = mod == 1 ? 4 : 7;
+    }
+    std::vector<unsigned> pops;
+    while (i < n) {
+        if (b[i] >= 0x58 && b[i] <= 0x5F) {
+            pops.push_back(b[i] - 0x58u);
+            i += 1;
+        } else if (i + 1 < n && b[i] == 0x41 && b[i + 1] >= 0x58 && b[i + 1] <= 0x5F) {
+            pops.push_back(b[i + 1] - 0x58u + 8);
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    bool ends = false;
+    if (i < n && (b[i] == 0xC3 || b[i] == 0xC2)) {
+        ends = true;
+    } else if (i + 1 < n && b[i] == 0xF3 && b[i + 1] == 0xC3) {
+        ends = true;
+    } else if (i + 5 <= n && b[i] == 0xE9 && (i > 0)) {
+        // A tail jump out of the function ends an epilogue too.
+        const uint64_t target = start.Rip + i + 5 + static_cast<uint64_t>(int64_t{s32(b + i + 1)});
+        ends = target < fn_begin || target >= fn_end;
+    } else if (i + 6 <= n && b[i] == 0xFF && b[i + 1] == 0x25 && i > 0) {
+        ends = true; // jmp qword ptr [rip+x]: a tail call through an import
+    }
+    if (!ends) {
+        return std::nullopt;
+    }
+    for (unsigned r : pops) {
+        auto v = read_u64(mem, c.Rsp);
+        if (!v) {
+            return Result<FrameUnwind>(make_error(Errc::Unreadable, "stack not readable"));
+        }
+        reg(c, r) = *v;
+        c.Rsp += 8;
+    }
+    auto out = from_stack_top(c, mem);
+    if (out) {
+        out->in_epilogue = true;
+    }
+    return out;
+}
 
 } // namespace
 
 Result<FrameUnwind> unwind_frame(const protocol::CONTEXT& start, uint64_t image_base,
                                  const UnwindMemory& mem) {
     protocol::CONTEXT c = start;
-    FrameUnwind out;
-    // At a `ret` the frame is already gone.
-    auto at_pc = mem.read(c.Rip, 1);
     std::optional<RuntimeFunction> fn;
+    bool no_directory = false;
     if (image_base != 0 && c.Rip >= image_base && c.Rip - image_base < 0x80000000ull) {
-        fn = lookup(image_base, static_cast<uint32_t>(c.Rip - image_base), mem);
-    }
-    if (!fn || (!at_pc.empty() && at_pc[0] == 0xC3)) {
-        auto ra = read_u64(mem, c.Rsp);
-        if (!ra) {
-            return make_error(Errc::Unreadable, "stack not readable");
+        if (!exception_directory(image_base, mem)) {
+            no_directory = true;
+        } else {
+            fn = find_runtime_function(image_base, static_cast<uint32_t>(c.Rip - image_base), mem);
         }
-        out.return_address = *ra;
-        out.caller_rsp = c.Rsp + 8;
-        out.leaf = !fn;
+    }
+    if (!fn) {
+        auto out = from_stack_top(c, mem);
+        if (out) {
+            out->leaf = true;
+            out->no_unwind_data = no_directory;
+        }
         return out;
     }
+    auto first = read_unwind_info(image_base, fn->unwind, mem);
+    if (!first) {
+        return tl::unexpected(first.error());
+    }
+    // Inside an epilogue the prolog's work is being undone: emulate the rest of it.
+    if (auto e = try_epilogue(c, image_base + fn->begin, image_base + fn->end,
+                              first->frame_register, mem)) {
+        return std::move(*e);
+    }
+    FrameUnwind out;
     uint32_t offset_in_fn = static_cast<uint32_t>(c.Rip - image_base) - fn->begin;
-    bool machframe = false;
+    std::optional<uint64_t> machframe;
+    UnwindInfo info = std::move(*first);
     for (int chain = 0; chain < 32; ++chain) {
-        auto info = mem.read(image_base + fn->unwind, 4);
-        if (info.size() < 4) {
-            return make_error(Errc::Unreadable, "unwind info not readable");
-        }
-        const uint8_t flags = info[0] >> 3;
-        const uint8_t count = info[2];
-        const uint8_t frame_reg = info[3] & 0x0F;
-        const uint8_t frame_off = info[3] >> 4;
-        auto codes = mem.read(image_base + fn->unwind + 4, count * 2u + 12u);
-        if (codes.size() < count * 2u) {
-            return make_error(Errc::Unreadable, "unwind codes not readable");
-        }
-        for (unsigned i = 0; i < count;) {
-            const uint8_t code_offset = codes[i * 2];
-            const uint8_t op = codes[i * 2 + 1] & 0x0F;
-            const uint8_t op_info = codes[i * 2 + 1] >> 4;
-            unsigned slots = 1;
-            switch (op) {
-            case UWOP_ALLOC_LARGE: slots = op_info == 0 ? 2 : 3; break;
-            case UWOP_SAVE_NONVOL: slots = 2; break;
-            case UWOP_SAVE_NONVOL_FAR: slots = 3; break;
-            case UWOP_EPILOG: slots = 2; break;
-            case UWOP_SAVE_XMM128: slots = 2; break;
-            case UWOP_SAVE_XMM128_FAR: slots = 3; break;
-            default: slots = 1; break;
-            }
+        // Frame-pointer based frames are located through the frame register once the prolog has
+        // set it.
+        for (const UnwindCode& code : info.codes) {
             // Only undo what the prolog has done so far (codes are in reverse order).
-            const bool applies = chain > 0 || code_offset <= offset_in_fn;
-            if (applies) {
-                switch (op) {
-                case UWOP_PUSH_NONVOL: {
-                    auto v = read_u64(mem, c.Rsp);
-                    if (!v) {
-                        return make_error(Errc::Unreadable, "stack not readable");
-                    }
-                    reg(c, op_info) = *v;
-                    c.Rsp += 8;
-                    break;
-                }
-                case UWOP_ALLOC_LARGE: {
-                    uint32_t size = 0;
-                    if (op_info == 0) {
-                        size = *get<uint16_t>(codes, (i + 1) * 2) * 8u;
-                    } else if (codes.size() >= (i + 3) * 2) {
-                        size = *get<uint32_t>(codes, (i + 1) * 2);
-                    }
-                    c.Rsp += size;
-                    break;
-                }
-                case UWOP_ALLOC_SMALL:
-                    c.Rsp += op_info * 8u + 8u;
-                    break;
-                case UWOP_SET_FPREG:
-                    c.Rsp = reg(c, frame_reg) - frame_off * 16u;
-                    break;
-                case UWOP_SAVE_NONVOL:
-                case UWOP_SAVE_NONVOL_FAR: {
-                    uint64_t off = op == UWOP_SAVE_NONVOL
-                                       ? *get<uint16_t>(codes, (i + 1) * 2) * 8ull
-                                       : *get<uint32_t>(codes, (i + 1) * 2);
-                    auto v = read_u64(mem, c.Rsp + off);
-                    if (v) {
-                        reg(c, op_info) = *v;
-                    }
-                    break;
-                }
-                case UWOP_PUSH_MACHFRAME: {
-                    const uint64_t base = c.Rsp + (op_info ? 8 : 0);
-                    auto rip = read_u64(mem, base);
-                    auto rsp = read_u64(mem, base + 24);
-                    if (!rip || !rsp) {
-                        return make_error(Errc::Unreadable, "machine frame not readable");
-                    }
-                    c.Rip = *rip;
-                    c.Rsp = *rsp;
-                    machframe = true;
-                    break;
-                }
-                default:
-                    break;
-                }
+            if (chain == 0 && code.offset > offset_in_fn) {
+                continue;
             }
-            i += slots;
+            switch (code.op) {
+            case k_uwop_push_nonvol: {
+                auto v = read_u64(mem, c.Rsp);
+                if (!v) {
+                    return make_error(Errc::Unreadable, "stack not readable");
+                }
+                reg(c, code.info) = *v;
+                c.Rsp += 8;
+                break;
+            }
+            case k_uwop_alloc_large:
+            case k_uwop_alloc_small:
+                c.Rsp += code.value;
+                break;
+            case k_uwop_set_fpreg:
+                c.Rsp = reg(c, info.frame_register) - info.frame_offset * 16u;
+                break;
+            case k_uwop_save_nonvol:
+            case k_uwop_save_nonvol_far:
+                if (auto v = read_u64(mem, c.Rsp + code.value)) {
+                    reg(c, code.info) = *v;
+                }
+                break;
+            case k_uwop_push_machframe: {
+                const uint64_t base = c.Rsp + (code.info ? 8 : 0);
+                auto rip = read_u64(mem, base);
+                auto rsp = read_u64(mem, base + 24);
+                if (!rip || !rsp) {
+                    return make_error(Errc::Unreadable, "machine frame not readable");
+                }
+                c.Rip = *rip;
+                c.Rsp = *rsp;
+                machframe = base;
+                break;
+            }
+            default:
+                break;
+            }
         }
-        if ((flags & UNW_FLAG_CHAININFO) == 0) {
+        if (!info.chained) {
             break;
         }
-        const size_t chained_at = ((count + 1u) & ~1u) * 2u;
-        auto cf = get<uint32_t>(codes, chained_at);
-        auto ce = get<uint32_t>(codes, chained_at + 4);
-        auto cu = get<uint32_t>(codes, chained_at + 8);
-        if (!cf || !ce || !cu) {
-            return make_error(Errc::Malformed, "bad chained unwind info");
+        auto next = read_unwind_info(image_base, info.chained->unwind, mem);
+        if (!next) {
+            return tl::unexpected(next.error());
         }
-        fn = RuntimeFunction{*cf, *ce, *cu};
+        info = std::move(*next);
     }
     if (machframe) {
+        out.caller = c;
         out.return_address = c.Rip;
         out.caller_rsp = c.Rsp;
+        out.machine_frame = machframe;
         return out;
     }
-    auto ra = read_u64(mem, c.Rsp);
-    if (!ra) {
-        return make_error(Errc::Unreadable, "stack not readable");
-    }
-    out.return_address = *ra;
-    out.caller_rsp = c.Rsp + 8;
-    return out;
+    return from_stack_top(c, mem);
 }
 
 } // namespace kdcart::engine

@@ -136,6 +136,113 @@ static void KdTestInitSample(void) {
     KdTestSample.Self = &KdTestSample;
 }
 
+/* For the stack tests: a path through a machine frame and a function whose unwind info is
+ * chained, both written by hand below (C code gets neither from the compiler). KdTestLoop calls
+ * KdTestSplitFunction once per iteration. Its prolog is in the primary part; the body is in a
+ * separate part (KdTestSplitFunctionCold) whose unwind info only chains to the primary's, as
+ * BBT/PGO-split functions are. The body calls KdTestRaiseSoftTrap, which pushes a machine frame
+ * as the CPU does for an interrupt (ss, rsp, rflags, cs, rip) and enters KdTestSoftInterrupt, an
+ * interrupt handler (UWOP_PUSH_MACHFRAME) that calls KdTestTrapWork and returns as iretq would.
+ * A breakpoint on KdTestTrapWork shows all of it in `k`. */
+NTEXPORT volatile ULONG64 KdTestTrapCalls;
+NTEXPORT volatile ULONG64 KdTestTrapResult;
+NTEXPORT ULONG64 KdTestSplitFunction(ULONG64 Value);
+
+NTEXPORT __declspec(noinline) ULONG64 KdTestTrapWork(ULONG64 Value) {
+    ULONG64 calls = KdTestTrapCalls + 1;
+    KdTestTrapCalls = calls;
+    return Value * 5 + calls;
+}
+
+__asm__(".text\n"
+        /* The primary part: prolog only (push rbx; sub rsp,20h), then on to the body. */
+        ".globl KdTestSplitFunction\n"
+        ".def KdTestSplitFunction; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KdTestSplitFunction:\n"
+        "    pushq %rbx\n"
+        "    subq $0x20, %rsp\n"
+        "    movq %rcx, %rbx\n"
+        "    jmp KdTestSplitFunctionCold\n"
+        "KdTestSplitFunctionEnd:\n"
+        /* An ordinary function (compiler-style unwind info) that raises the soft interrupt. */
+        ".globl KdTestRaiseSoftTrap\n"
+        ".def KdTestRaiseSoftTrap; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KdTestRaiseSoftTrap:\n"
+        ".seh_proc KdTestRaiseSoftTrap\n"
+        "    subq $0x28, %rsp\n"
+        ".seh_stackalloc 0x28\n"
+        ".seh_endprologue\n"
+        "    movq %rsp, %rax\n"
+        "    pushq $0x18\n"            /* ss */
+        "    pushq %rax\n"             /* rsp when interrupted */
+        "    pushfq\n"                 /* rflags */
+        "    pushq $0x10\n"            /* cs */
+        "    leaq 1f(%rip), %rax\n"
+        "    pushq %rax\n"             /* rip: where the interrupt returns */
+        "    jmp KdTestSoftInterrupt\n"
+        "1:  addq $0x28, %rsp\n"
+        "    ret\n"
+        ".seh_endproc\n"
+        /* The interrupt handler: a machine frame, no error code. */
+        ".globl KdTestSoftInterrupt\n"
+        ".def KdTestSoftInterrupt; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KdTestSoftInterrupt:\n"
+        ".seh_proc KdTestSoftInterrupt\n"
+        ".seh_pushframe\n"
+        "    pushq %rbp\n"
+        ".seh_pushreg %rbp\n"
+        "    subq $0x20, %rsp\n"
+        ".seh_stackalloc 0x20\n"
+        ".seh_endprologue\n"
+        "    movq %rbx, %rcx\n"
+        "    callq KdTestTrapWork\n"
+        "    movq %rax, KdTestTrapResult(%rip)\n"
+        "    addq $0x20, %rsp\n"
+        "    popq %rbp\n"
+        "    popq %rcx\n"              /* rip */
+        "    addq $8, %rsp\n"          /* cs */
+        "    popfq\n"
+        "    popq %rsp\n"              /* rsp (ss is left) */
+        "    jmp *%rcx\n"
+        ".seh_endproc\n"
+        /* The body of KdTestSplitFunction, away from its prolog. */
+        ".globl KdTestSplitFunctionCold\n"
+        ".def KdTestSplitFunctionCold; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KdTestSplitFunctionCold:\n"
+        "    movq %rbx, %rcx\n"
+        "    callq KdTestRaiseSoftTrap\n"
+        "    addq %rbx, %rax\n"
+        "    addq $0x20, %rsp\n"
+        "    popq %rbx\n"
+        "    ret\n"
+        "KdTestSplitFunctionColdEnd:\n"
+        /* Unwind info by hand: the primary's codes, and the body's record that chains to it. */
+        ".section .xdata,\"dr\"\n"
+        ".p2align 2\n"
+        "KdTestSplitUnwind:\n"
+        "    .byte 0x01, 5, 2, 0\n"     /* version 1, no flags, prolog 5 bytes, 2 codes */
+        "    .byte 5, 0x32\n"           /* offs 5: UWOP_ALLOC_SMALL (3+1)*8 = 0x20 */
+        "    .byte 1, 0x30\n"           /* offs 1: UWOP_PUSH_NONVOL rbx */
+        ".p2align 2\n"
+        "KdTestSplitColdUnwind:\n"
+        "    .byte 0x21, 0, 0, 0\n"     /* version 1, UNW_FLAG_CHAININFO, no codes */
+        "    .rva KdTestSplitFunction\n"
+        "    .rva KdTestSplitFunctionEnd\n"
+        "    .rva KdTestSplitUnwind\n"
+        ".section .pdata,\"dr\"\n"
+        ".p2align 2\n"
+        "    .rva KdTestSplitFunction\n"
+        "    .rva KdTestSplitFunctionEnd\n"
+        "    .rva KdTestSplitUnwind\n"
+        "    .rva KdTestSplitFunctionCold\n"
+        "    .rva KdTestSplitFunctionColdEnd\n"
+        "    .rva KdTestSplitColdUnwind\n"
+        ".text\n");
+
 /* A little arithmetic: a few rounds of an LCG with an xorshift. */
 NTEXPORT __declspec(noinline) ULONG64 KdTestCompute(ULONG64 Input) {
     ULONG64 acc = Input ^ 0x9E3779B97F4A7C15ULL;
@@ -239,6 +346,7 @@ NTEXPORT __declspec(noinline) void KdTestLoop(PVOID Context) {
         KdTestIteration = iteration;
         KdSimWait(SIM_KDTEST_PERIOD_MS);
         KdTestSample.Values[3] = KdTestOuterStep(iteration);
+        KdTestSample.Values[2] = KdTestSplitFunction(iteration);
     }
 }
 
