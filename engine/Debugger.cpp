@@ -307,8 +307,12 @@ Result<std::vector<UnloadedModule>> Debugger::unloaded_modules() {
 // ---- symbols ---------------------------------------------------------------------------------
 
 std::optional<SymbolMatch> Debugger::symbolize(uint64_t address) {
-    if (!ensure_modules()) {
-        return std::nullopt;
+    if (!m_modules.known()) {
+        // Only as much of the module list as this address needs: a stop line names one module.
+        auto info = stopped() ? target_info() : Result<TargetInfo>(tl::unexpected(not_runnable()));
+        if (!info || !m_modules.find_walking(info->version.PsLoadedModuleList, address)) {
+            return std::nullopt;
+        }
     }
     return m_symbols.symbolize(address);
 }

@@ -10,6 +10,8 @@ namespace {
 constexpr size_t kMaxModules = 4096;
 constexpr uint32_t kMaxUnloaded = 50; // MI_UNLOADED_DRIVERS
 constexpr uint32_t kUnloadedEntrySize = 0x28;
+// What one more request costs on KDCOM besides its data (request, reply, two ACKs).
+constexpr uint64_t kRequestCost = 178;
 
 std::string narrow_utf16(const std::vector<uint8_t>& b) {
     std::string s;
@@ -36,6 +38,47 @@ Result<std::vector<Module>> Modules::list(uint64_t head) {
     if (head == 0) {
         return make_error(Errc::NotFound, "the target reports no PsLoadedModuleList");
     }
+    if (m_walk.head != head) {
+        m_walk = {};
+        m_walk.head = head;
+    }
+    for (;;) {
+        auto more = walk_one();
+        if (!more) {
+            return tl::unexpected(more.error());
+        }
+        if (!*more) {
+            break;
+        }
+    }
+    m_modules = m_walk.mods;
+    return *m_modules;
+}
+
+const Module* Modules::find_walking(uint64_t head, uint64_t address) {
+    if (m_modules || head == 0) {
+        return find_by_address(address);
+    }
+    if (m_walk.head != head) {
+        m_walk = {};
+        m_walk.head = head;
+    }
+    for (;;) {
+        if (const Module* m = find_by_address(address)) {
+            return m;
+        }
+        auto more = walk_one();
+        if (!more || !*more) {
+            break;
+        }
+    }
+    if (m_walk.started && m_walk.next == 0) {
+        m_modules = m_walk.mods; // walked to the end
+    }
+    return nullptr;
+}
+
+Result<bool> Modules::walk_one() {
     auto rd = [&](uint64_t va, size_t n) -> std::optional<std::vector<uint8_t>> {
         auto m = m_memory.read_virtual(va, n);
         if (!m || !m->all_valid()) {
@@ -43,45 +86,70 @@ Result<std::vector<Module>> Modules::list(uint64_t head) {
         }
         return m->bytes;
     };
-    std::vector<Module> mods;
-    auto first = rd(head, 8);
-    if (!first) {
-        return make_error(Errc::Unreadable, "PsLoadedModuleList is not readable");
-    }
-    uint64_t entry = *kd_decode<uint64_t>(*first);
-    while (entry != head && entry != 0 && mods.size() < kMaxModules) {
-        auto raw = rd(entry, sizeof(KLDR_DATA_TABLE_ENTRY64));
-        if (!raw) {
-            break; // a broken list ends the walk; what we have is still useful
+    const uint64_t head = m_walk.head;
+    if (!m_walk.started) {
+        auto first = rd(head, 8);
+        if (!first) {
+            return make_error(Errc::Unreadable, "PsLoadedModuleList is not readable");
         }
-        auto e = *kd_decode<KLDR_DATA_TABLE_ENTRY64>(*raw);
-        Module m;
-        m.base = e.DllBase;
-        m.size = e.SizeOfImage;
-        m.checksum = e.CheckSum;
-        m.timestamp = e.TimeDateStamp;
-        m.entry_point = e.EntryPoint;
-        auto str = [&](const UNICODE_STRING64& u) -> std::string {
-            if (u.Length == 0 || u.Buffer == 0) {
-                return {};
-            }
-            auto b = rd(u.Buffer, std::min<uint16_t>(u.Length, 1024));
-            return b ? narrow_utf16(*b) : std::string();
-        };
-        m.file_name = str(e.BaseDllName);
-        m.full_path = str(e.FullDllName);
-        std::string stem = m.file_name.substr(0, m.file_name.rfind('.'));
-        m.name = mods.empty() ? "nt" : lower_ascii(stem);
-        mods.push_back(std::move(m));
-        entry = e.InLoadOrderLinks.Flink;
-        for (const auto& prev : mods) {
-            if (prev.base == entry) {
-                entry = 0; // a loop in the list
-            }
+        m_walk.started = true;
+        m_walk.next = *kd_decode<uint64_t>(*first);
+    }
+    const uint64_t entry = m_walk.next;
+    if (entry == head || entry == 0 || m_walk.mods.size() >= kMaxModules) {
+        m_walk.next = 0;
+        return false;
+    }
+    auto raw = rd(entry, sizeof(KLDR_DATA_TABLE_ENTRY64));
+    if (!raw) {
+        m_walk.next = 0;
+        return false; // a broken list ends the walk; what we have is still useful
+    }
+    auto e = *kd_decode<KLDR_DATA_TABLE_ENTRY64>(*raw);
+    Module m;
+    m.base = e.DllBase;
+    m.size = e.SizeOfImage;
+    m.checksum = e.CheckSum;
+    m.timestamp = e.TimeDateStamp;
+    m.entry_point = e.EntryPoint;
+    // The two names usually lie together (BaseDllName inside FullDllName's buffer, or side by
+    // side): one request for both when they are closer than a request costs.
+    auto span_of = [](const UNICODE_STRING64& u) -> std::pair<uint64_t, uint64_t> {
+        if (u.Length == 0 || u.Buffer == 0) {
+            return {0, 0};
+        }
+        return {u.Buffer, u.Buffer + std::min<uint16_t>(u.Length, 1024)};
+    };
+    const auto base_span = span_of(e.BaseDllName);
+    const auto full_span = span_of(e.FullDllName);
+    if (base_span.first && full_span.first) {
+        const uint64_t lo = std::min(base_span.first, full_span.first);
+        const uint64_t hi = std::max(base_span.second, full_span.second);
+        const uint64_t used =
+            (base_span.second - base_span.first) + (full_span.second - full_span.first);
+        if (hi - lo <= used + kRequestCost) {
+            (void)m_memory.read_virtual(lo, hi - lo); // into the cache; unreadable bytes too
         }
     }
-    m_modules = mods;
-    return mods;
+    auto str = [&](const std::pair<uint64_t, uint64_t>& span) -> std::string {
+        if (span.first == 0) {
+            return {};
+        }
+        auto b = rd(span.first, span.second - span.first);
+        return b ? narrow_utf16(*b) : std::string();
+    };
+    m.file_name = str(base_span);
+    m.full_path = str(full_span);
+    std::string stem = m.file_name.substr(0, m.file_name.rfind('.'));
+    m.name = m_walk.mods.empty() ? "nt" : lower_ascii(stem);
+    m_walk.mods.push_back(std::move(m));
+    m_walk.entries.push_back(entry);
+    uint64_t next = e.InLoadOrderLinks.Flink;
+    if (std::find(m_walk.entries.begin(), m_walk.entries.end(), next) != m_walk.entries.end()) {
+        next = 0; // a loop in the list
+    }
+    m_walk.next = next == head ? 0 : next;
+    return true;
 }
 
 Result<std::vector<UnloadedModule>> Modules::unloaded(const TargetInfo& info) {
@@ -136,10 +204,7 @@ Result<std::vector<UnloadedModule>> Modules::unloaded(const TargetInfo& info) {
 }
 
 const Module* Modules::find_by_address(uint64_t address) const {
-    if (!m_modules) {
-        return nullptr;
-    }
-    for (const auto& m : *m_modules) {
+    for (const auto& m : m_modules ? *m_modules : m_walk.mods) {
         if (address >= m.base && address < m.end()) {
             return &m;
         }
@@ -148,11 +213,8 @@ const Module* Modules::find_by_address(uint64_t address) const {
 }
 
 const Module* Modules::find_by_name(std::string_view name) const {
-    if (!m_modules) {
-        return nullptr;
-    }
     const std::string want = lower_ascii(name);
-    for (const auto& m : *m_modules) {
+    for (const auto& m : m_modules ? *m_modules : m_walk.mods) {
         if (m.name == want || lower_ascii(m.file_name) == want) {
             return &m;
         }
@@ -161,6 +223,11 @@ const Module* Modules::find_by_name(std::string_view name) const {
 }
 
 void Modules::set_symbol_state(uint64_t base, Module::SymbolState state) {
+    for (auto& m : m_walk.mods) {
+        if (m.base == base) {
+            m.symbols = state;
+        }
+    }
     if (!m_modules) {
         return;
     }

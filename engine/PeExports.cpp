@@ -15,6 +15,7 @@ template <class T> std::optional<T> load(const std::vector<uint8_t>& b, size_t o
     return v;
 }
 constexpr uint32_t kMaxExports = 65536;
+constexpr uint32_t kMaxExportSweep = 1024 * 1024;
 } // namespace
 
 Result<std::vector<ExportSymbol>> read_pe_exports(uint64_t base, const ImageReader& read) {
@@ -37,14 +38,19 @@ Result<std::vector<ExportSymbol>> read_pe_exports(uint64_t base, const ImageRead
     if (!exp_rva || !exp_size || *exp_rva == 0) {
         return std::vector<ExportSymbol>{};
     }
+    // The directory, its three arrays and the name strings lie together in [rva, rva+size)
+    // as linkers lay them out: one sweep (into the reader's cache) instead of five requests.
+    if (*exp_size <= kMaxExportSweep) {
+        (void)read(*exp_rva, *exp_size);
+    }
     auto dir = read(*exp_rva, 40);
     auto n_funcs = load<uint32_t>(dir, 20);
     auto n_names = load<uint32_t>(dir, 24);
     auto funcs_rva = load<uint32_t>(dir, 28);
     auto names_rva = load<uint32_t>(dir, 32);
     auto ords_rva = load<uint32_t>(dir, 36);
-    if (!n_funcs || !n_names || !funcs_rva || !names_rva || !ords_rva ||
-        *n_funcs > kMaxExports || *n_names > kMaxExports) {
+    if (!n_funcs || !n_names || !funcs_rva || !names_rva || !ords_rva || *n_funcs > kMaxExports ||
+        *n_names > kMaxExports) {
         return make_error(Errc::Malformed, "bad export directory");
     }
     auto funcs = read(*funcs_rva, *n_funcs * 4);
@@ -63,7 +69,13 @@ Result<std::vector<ExportSymbol>> read_pe_exports(uint64_t base, const ImageRead
     }
     std::vector<uint8_t> strings;
     if (*n_names > 0 && hi >= lo && hi - lo < 16 * 1024 * 1024) {
-        strings = read(lo, hi - lo + 256);
+        // The last name ends within 256 bytes, and within the directory when it lies there.
+        uint64_t stop = uint64_t{hi} + 256;
+        const uint64_t dir_end = uint64_t{*exp_rva} + *exp_size;
+        if (lo >= *exp_rva && hi < dir_end) {
+            stop = std::min(stop, dir_end);
+        }
+        strings = read(lo, static_cast<uint32_t>(stop - lo));
     }
     std::vector<ExportSymbol> out;
     out.reserve(*n_names);

@@ -17,7 +17,8 @@ struct ExportSymbol {
     uint64_t address = 0;
 };
 
-// Reads `size` bytes at image RVA `rva`; returns fewer on failure.
+// Reads `size` bytes at image RVA `rva`; returns fewer on failure. Reads of bytes read before
+// should be cheap (a cache): the export directory is read whole first, then parsed piecewise.
 using ImageReader = std::function<std::vector<uint8_t>(uint32_t rva, uint32_t size)>;
 
 // Parses the export directory of a PE32+ image at `base`. Bounds-checked; a broken or hostile
