@@ -279,6 +279,9 @@ void cmd_k(engine::Debugger& dbg, Output& out, std::string_view word, std::strin
         return;
     }
     std::string s;
+    if (!sa->from && dbg.scope().context) {
+        s += "  *** Stack trace for last set context - .thread/.cxr resets it\n";
+    }
     if (call_only) {
         s += " # Call Site\n";
     } else {
