@@ -1,7 +1,10 @@
 #include "cli/Repl.h"
 #include "cli/CodeCommands.h"
+#include "cli/AnalyzeCommands.h"
 #include "cli/ProcessCommands.h"
 #include "cli/KernelCommands.h"
+#include "cli/ObjectCommands.h"
+#include "cli/SystemCommands.h"
 #include "cli/LinkCommands.h"
 #include "cli/TextUtil.h"
 
@@ -264,11 +267,24 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
             }
         }
     }
+    // !analyze [-v] (AnalyzeCommands.cpp)
+    if (run_analyze_command(*m_dbg, m_out, word, args)) {
+        return Flow::Continue;
+    }
     // !process !thread !running !ready !peb .process .thread .cxr .trap (ProcessCommands.cpp)
     if (run_process_command(*m_dbg, m_out, word, args)) {
         return Flow::Continue;
     }
-    // !analyze, !error, !pte, !vtop, !irql, !pcr, !prcb, !process, .lastevent
+    // !object !drvobj !devobj !devstack !irp !list (ObjectCommands.cpp)
+    if (run_object_command(*m_dbg, m_out, word, args,
+                           [this](const std::string& line) { (void)execute_line(line); })) {
+        return Flow::Continue;
+    }
+    // !pfn !vm !sysinfo !locks .cache (SystemCommands.cpp)
+    if (run_system_command(*m_dbg, m_out, word, args)) {
+        return Flow::Continue;
+    }
+    // !analyze -show, !error, !pte, !vtop, !irql, !pcr, !prcb, !process, .lastevent
     if (run_kernel_command(*m_dbg, m_out, word, args)) {
         return Flow::Continue;
     }

@@ -158,6 +158,11 @@ Result<ReadResult> DumpTarget::read_virtual(uint64_t address, uint32_t size) {
     const uint64_t end = address + size;
     while (cur < end && cur >= address) {
         auto t = translate_va(cur, dtb, phys);
+        if (t && m_decode_transition && t->state == PageState::NotPresent && t->level == 1 &&
+            (t->pte & 0x800) != 0 && (t->pte & 0x400) == 0) {
+            t->state = PageState::Present; // transition: the data is still in that frame
+            t->physical = (t->pte & 0x000FFFFFFFFFF000ull) | (cur & 0xFFF);
+        }
         if (!t || t->state != PageState::Present) {
             out.status = STATUS_UNSUCCESSFUL;
             break;

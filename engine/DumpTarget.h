@@ -25,6 +25,10 @@ public:
     uint32_t num_processors() const override { return m_num_processors; }
     uint16_t current_processor() const override { return m_processor; }
     [[nodiscard]] Result<ReadResult> read_virtual(uint64_t address, uint32_t size) override;
+    // .cache decodeptes: a page whose PTE is in transition (not valid, Transition set,
+    // Prototype clear) is read from the frame the PTE names. Off by default.
+    void set_decode_transition_ptes(bool on) { m_decode_transition = on; }
+    bool decode_transition_ptes() const { return m_decode_transition; }
     [[nodiscard]] Result<uint32_t> write_virtual(uint64_t address,
                                                  std::span<const uint8_t> data) override;
     [[nodiscard]] Result<ReadResult> read_physical(uint64_t address, uint32_t size) override;
@@ -62,6 +66,7 @@ private:
     bool m_kdbg_ok = false;
     protocol::KDDEBUGGER_DATA64 m_kdbg{};
     std::map<uint16_t, CONTEXT> m_contexts; // from the KPRCBs
+    bool m_decode_transition = false;
 };
 
 } // namespace kdcart::engine

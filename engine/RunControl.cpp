@@ -133,6 +133,20 @@ StopEvent RunControl::make_stop(const StateChange& sc) {
                 info && info->kddata_found && ev.pc == info->kddata.BreakpointWithStatus;
             ev.kind = (m_breakin_requested || at_break_site) ? StopKind::BreakIn
                                                              : StopKind::Breakpoint;
+            if (at_break_site && !m_breakin_requested && info->kddata.KiBugcheckData != 0) {
+                // DbgBreakPointWithStatus from KeBugCheckEx: KiBugCheckData holds the code
+                // (zero at any other break). One read, only at an unrequested break.
+                if (auto b = m.memory.read_virtual(info->kddata.KiBugcheckData, 40);
+                    b && b->all_valid()) {
+                    uint64_t v[5];
+                    std::memcpy(v, b->bytes.data(), sizeof v);
+                    if (static_cast<uint32_t>(v[0]) != 0) {
+                        ev.kind = StopKind::Breakpoint;
+                        ev.bugcheck_code = static_cast<uint32_t>(v[0]);
+                        std::copy(v + 1, v + 5, ev.bugcheck_params);
+                    }
+                }
+            }
         } else if (rec.ExceptionCode == STATUS_SINGLE_STEP) {
             ev.kind = StopKind::SingleStep;
         } else {

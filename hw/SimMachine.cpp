@@ -910,6 +910,13 @@ Result<void> SimMachine::build_kernel_structures() {
         return r;
     }
 
+    // \Driver, \Device, \ObjectTypes under nt!ObpRootDirectoryObject; the PFN entries of
+    // every page mapped so far (SimDirectory.cpp).
+    if (auto r = build_object_directory(); !r) {
+        return r;
+    }
+    fill_pfn_entries();
+
     // kdsim --bugcheck-after: kdtest's loop raises it (once per machine, not after the reboot).
     const BugCheckAfter& crash = m_config.bugcheck_after;
     if (crash.enabled && crash.code != 0 && !m_bugcheck_after_done) {
@@ -1177,6 +1184,7 @@ Result<void> SimMachine::fill_debugger_data() {
     d.KeTimeIncrement = symbol("KeTimeIncrement");
     d.KiBugcheckData = symbol("KiBugCheckData");
     d.MmPfnDatabase = symbol("MmPfnDatabase");
+    d.ObpRootDirectoryObject = symbol("ObpRootDirectoryObject");
     d.MmLowestPhysicalPage = symbol("MmLowestPhysicalPage");
     d.MmHighestPhysicalPage = symbol("MmHighestPhysicalPage");
     d.MmNumberOfPhysicalPages = symbol("MmNumberOfPhysicalPages");

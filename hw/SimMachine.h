@@ -225,6 +225,11 @@ struct SimWorkload {
     uint64_t pending_irp = 0;          // queued at the top device, its thread waiting on it
     uint64_t pending_irp_thread = 0;
     std::map<std::string, uint64_t> driver_objects; // "\Driver\kdtest" -> DRIVER_OBJECT
+    // Object directories by path ("\", "\Driver", "\Device", "\ObjectTypes") and what each
+    // holds by name (SimDirectory.cpp).
+    std::map<std::string, uint64_t> directories;
+    std::map<std::string, std::map<std::string, uint64_t>> directory_entries;
+    uint64_t pfn_entries_filled = 0; // MMPFN entries filled from the boot page tables
 };
 
 class SimMachine {
@@ -441,6 +446,9 @@ class SimMachine {
     Result<void> build_system_processes();
     Result<void> build_workload();
     Result<void> build_device_stack();
+    // The object directories and the PFN entries of mapped pages (SimDirectory.cpp).
+    Result<void> build_object_directory();
+    void fill_pfn_entries();
     SimProcess* workload_process(uint64_t eprocess);
     Result<void> build_loader_entries();
     Result<void> build_pfn_database();

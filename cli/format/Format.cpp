@@ -579,6 +579,14 @@ std::string format_stop_event(const engine::StopEvent& event) {
         return format_exception_line(protocol::STATUS_BREAKPOINT, true) + "\n" +
                format_break_in_banner();
     case engine::StopKind::Breakpoint:
+        if (event.bugcheck_code != 0) {
+            // The break KeBugCheckEx ends in (after the target's "*** Fatal System Error").
+            return format_exception_line(protocol::STATUS_BREAKPOINT, event.first_chance) +
+                   "\n\nA fatal system error has occurred.\n"
+                   "Debugger entered on first try; Bugcheck callbacks have not been invoked.\n\n"
+                   "A fatal system error has occurred.\n\n"
+                   "For analysis of this file, run !analyze -v\n";
+        }
         return format_exception_line(event.exception_code != 0 ? event.exception_code
                                                                : protocol::STATUS_BREAKPOINT,
                                      event.first_chance) +

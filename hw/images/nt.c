@@ -487,6 +487,63 @@ SIM_AT(OBJECT_TYPE, TotalNumberOfObjects, SIM_OBJECT_TYPE_TOTAL_OBJECTS);
 SIM_AT(OBJECT_TYPE, TotalNumberOfHandles, SIM_OBJECT_TYPE_TOTAL_HANDLES);
 _Static_assert(sizeof(OBJECT_TYPE) == SIM_OBJECT_TYPE_SIZE, "OBJECT_TYPE size");
 
+typedef struct _OBJECT_DIRECTORY_ENTRY {
+    PVOID Object;
+    struct _OBJECT_DIRECTORY_ENTRY* ChainLink;
+    ULONG HashValue;
+    ULONG Reserved0;
+} OBJECT_DIRECTORY_ENTRY;
+SIM_AT(OBJECT_DIRECTORY_ENTRY, Object, SIM_OBJECT_DIRECTORY_ENTRY_OBJECT);
+SIM_AT(OBJECT_DIRECTORY_ENTRY, ChainLink, SIM_OBJECT_DIRECTORY_ENTRY_CHAIN_LINK);
+SIM_AT(OBJECT_DIRECTORY_ENTRY, HashValue, SIM_OBJECT_DIRECTORY_ENTRY_HASH_VALUE);
+_Static_assert(sizeof(OBJECT_DIRECTORY_ENTRY) == SIM_OBJECT_DIRECTORY_ENTRY_SIZE,
+               "OBJECT_DIRECTORY_ENTRY size");
+
+typedef struct _OBJECT_DIRECTORY {
+    ULONG64 Reserved0[2];
+    OBJECT_DIRECTORY_ENTRY* HashBuckets[SIM_OBJECT_DIRECTORY_BUCKETS];
+    ULONG64 Reserved1;
+} OBJECT_DIRECTORY;
+SIM_AT(OBJECT_DIRECTORY, HashBuckets, SIM_OBJECT_DIRECTORY_HASH_BUCKETS);
+_Static_assert(sizeof(OBJECT_DIRECTORY) == SIM_OBJECT_DIRECTORY_SIZE, "OBJECT_DIRECTORY size");
+
+/* Memory manager: one MMPFN per page frame (MmPfnDatabase). */
+typedef struct _MMPFN {
+    union {
+        ULONG64 Flink;
+        ULONG64 WsIndex;
+    } u1;
+    ULONG64 PteAddress;
+    union {
+        ULONG64 Blink;
+        ULONG64 ShareCount;
+    } u2;
+    struct {
+        USHORT ReferenceCount;
+        struct {
+            UCHAR PageLocation : 3;
+            UCHAR WriteInProgress : 1;
+            UCHAR Modified : 1;
+            UCHAR ReadInProgress : 1;
+            UCHAR CacheAttribute : 2;
+        } e1;
+        UCHAR Reserved0;
+        ULONG Reserved1;
+    } u3;
+    ULONG64 OriginalPte;
+    struct {
+        ULONG64 PteFrame : 40;
+        ULONG64 Reserved : 23;
+        ULONG64 PrototypePte : 1;
+    } u4;
+} MMPFN;
+SIM_AT(MMPFN, PteAddress, SIM_MMPFN_PTE_ADDRESS);
+SIM_AT(MMPFN, u2, SIM_MMPFN_SHARE_COUNT);
+SIM_AT(MMPFN, u3, SIM_MMPFN_REFERENCE_COUNT);
+SIM_AT(MMPFN, OriginalPte, SIM_MMPFN_ORIGINAL_PTE);
+SIM_AT(MMPFN, u4, SIM_MMPFN_U4);
+_Static_assert(sizeof(MMPFN) == SIM_MMPFN_SIZE, "MMPFN size");
+
 /* I/O */
 struct _DEVICE_OBJECT;
 struct _IRP;
@@ -841,7 +898,8 @@ NTEXPORT PVOID MmPhysicalMemoryBlock;
 NTEXPORT ULONG64 MmNumberOfPhysicalPages;
 NTEXPORT ULONG64 MmLowestPhysicalPage;
 NTEXPORT ULONG64 MmHighestPhysicalPage;
-NTEXPORT PVOID MmPfnDatabase;
+NTEXPORT MMPFN* MmPfnDatabase;
+NTEXPORT OBJECT_DIRECTORY* ObpRootDirectoryObject;
 NTEXPORT PVOID MmNonPagedPoolStart;
 NTEXPORT PVOID MmNonPagedPoolEnd;
 NTEXPORT ULONG64 MmHighestUserAddress = 0x00007FFFFFFEFFFFULL;

@@ -195,6 +195,24 @@ typedef struct SIM_LOADER_BLOCK {
 #define SIM_OBJ_TYPE_DEVICE 33
 #define SIM_OBJ_TYPE_DRIVER 34
 #define SIM_OBJ_TYPE_FILE 37
+/* Object directories (\, \Driver, \Device, \ObjectTypes): 37 hash buckets of
+ * OBJECT_DIRECTORY_ENTRY chains; nt!ObpRootDirectoryObject points to the root. */
+#define SIM_OBJECT_DIRECTORY_BUCKETS 37
+#define SIM_OBJECT_DIRECTORY_HASH_BUCKETS 0x10
+#define SIM_OBJECT_DIRECTORY_SIZE 0x140
+#define SIM_OBJECT_DIRECTORY_ENTRY_OBJECT 0x00
+#define SIM_OBJECT_DIRECTORY_ENTRY_CHAIN_LINK 0x08
+#define SIM_OBJECT_DIRECTORY_ENTRY_HASH_VALUE 0x10
+#define SIM_OBJECT_DIRECTORY_ENTRY_SIZE 0x18
+/* MMPFN (0x30 bytes, layout::MMPFN_SIZE): filled for every page the boot page tables map. */
+#define SIM_MMPFN_FLINK 0x00
+#define SIM_MMPFN_PTE_ADDRESS 0x08
+#define SIM_MMPFN_SHARE_COUNT 0x10
+#define SIM_MMPFN_REFERENCE_COUNT 0x18 /* USHORT */
+#define SIM_MMPFN_E1 0x1A              /* UCHAR: PageLocation:3, WriteInProgress:1, Modified:1 */
+#define SIM_MMPFN_ORIGINAL_PTE 0x20
+#define SIM_MMPFN_U4 0x28 /* PteFrame:40, Reserved:23, PrototypePte:1 */
+#define SIM_MMPFN_SIZE 0x30
 
 /* I/O: DEVICE_OBJECT, DEVOBJ_EXTENSION, IRP and IO_STACK_LOCATION (a pending IRP's stack
  * locations follow it). */
