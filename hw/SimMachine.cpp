@@ -915,6 +915,12 @@ Result<void> SimMachine::build_kernel_structures() {
     if (auto r = build_object_directory(); !r) {
         return r;
     }
+    if (auto r = build_resources(); !r) {
+        return r;
+    }
+    if (auto r = build_smbios_table(); !r) {
+        return r;
+    }
     fill_pfn_entries();
 
     // kdsim --bugcheck-after: kdtest's loop raises it (once per machine, not after the reboot).
@@ -1185,6 +1191,7 @@ Result<void> SimMachine::fill_debugger_data() {
     d.KiBugcheckData = symbol("KiBugCheckData");
     d.MmPfnDatabase = symbol("MmPfnDatabase");
     d.ObpRootDirectoryObject = symbol("ObpRootDirectoryObject");
+    d.ExpSystemResourcesList = symbol("ExpSystemResourcesList");
     d.MmLowestPhysicalPage = symbol("MmLowestPhysicalPage");
     d.MmHighestPhysicalPage = symbol("MmHighestPhysicalPage");
     d.MmNumberOfPhysicalPages = symbol("MmNumberOfPhysicalPages");

@@ -230,6 +230,8 @@ struct SimWorkload {
     std::map<std::string, uint64_t> directories;
     std::map<std::string, std::map<std::string, uint64_t>> directory_entries;
     uint64_t pfn_entries_filled = 0; // MMPFN entries filled from the boot page tables
+    uint64_t resource_owner_thread = 0; // owns nt!PiEngineLock and nt!IopDeviceTreeLock
+    uint64_t smbios_table = 0;          // physical address (SimResources.cpp)
 };
 
 class SimMachine {
@@ -449,6 +451,9 @@ class SimMachine {
     // The object directories and the PFN entries of mapped pages (SimDirectory.cpp).
     Result<void> build_object_directory();
     void fill_pfn_entries();
+    // Executive resources and the SMBIOS table (SimResources.cpp).
+    Result<void> build_resources();
+    Result<void> build_smbios_table();
     SimProcess* workload_process(uint64_t eprocess);
     Result<void> build_loader_entries();
     Result<void> build_pfn_database();

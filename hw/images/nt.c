@@ -544,6 +544,34 @@ SIM_AT(MMPFN, OriginalPte, SIM_MMPFN_ORIGINAL_PTE);
 SIM_AT(MMPFN, u4, SIM_MMPFN_U4);
 _Static_assert(sizeof(MMPFN) == SIM_MMPFN_SIZE, "MMPFN size");
 
+/* Executive resources */
+typedef struct _OWNER_ENTRY {
+    ULONG64 OwnerThread;
+    ULONG OwnerCount;
+    ULONG Reserved0;
+} OWNER_ENTRY;
+
+typedef struct _ERESOURCE {
+    ULONG64 Reserved0;
+    LIST_ENTRY SystemResourcesList;
+    OWNER_ENTRY OwnerEntry;
+    SHORT ActiveCount;
+    USHORT Flag;
+    ULONG NumberOfSharedWaiters;
+    ULONG NumberOfExclusiveWaiters;
+    ULONG ContentionCount;
+    ULONG64 Reserved1[2];
+} ERESOURCE;
+SIM_AT(ERESOURCE, SystemResourcesList, SIM_ERESOURCE_SYSTEM_RESOURCES_LIST);
+SIM_AT(ERESOURCE, OwnerEntry.OwnerThread, SIM_ERESOURCE_OWNER_THREAD);
+SIM_AT(ERESOURCE, OwnerEntry.OwnerCount, SIM_ERESOURCE_OWNER_COUNT);
+SIM_AT(ERESOURCE, ActiveCount, SIM_ERESOURCE_ACTIVE_COUNT);
+SIM_AT(ERESOURCE, Flag, SIM_ERESOURCE_FLAG);
+SIM_AT(ERESOURCE, NumberOfSharedWaiters, SIM_ERESOURCE_SHARED_WAITERS);
+SIM_AT(ERESOURCE, NumberOfExclusiveWaiters, SIM_ERESOURCE_EXCLUSIVE_WAITERS);
+SIM_AT(ERESOURCE, ContentionCount, SIM_ERESOURCE_CONTENTION_COUNT);
+_Static_assert(sizeof(ERESOURCE) == SIM_ERESOURCE_SIZE, "ERESOURCE size");
+
 /* I/O */
 struct _DEVICE_OBJECT;
 struct _IRP;
@@ -900,6 +928,12 @@ NTEXPORT ULONG64 MmLowestPhysicalPage;
 NTEXPORT ULONG64 MmHighestPhysicalPage;
 NTEXPORT MMPFN* MmPfnDatabase;
 NTEXPORT OBJECT_DIRECTORY* ObpRootDirectoryObject;
+NTEXPORT LIST_ENTRY ExpSystemResourcesList;
+NTEXPORT ERESOURCE PiEngineLock;
+NTEXPORT ERESOURCE IopDeviceTreeLock;
+NTEXPORT ERESOURCE CmpRegistryLock;
+NTEXPORT ULONG64 WmipSMBiosTablePhysicalAddress;
+NTEXPORT ULONG WmipSMBiosTableLength;
 NTEXPORT PVOID MmNonPagedPoolStart;
 NTEXPORT PVOID MmNonPagedPoolEnd;
 NTEXPORT ULONG64 MmHighestUserAddress = 0x00007FFFFFFEFFFFULL;

@@ -213,6 +213,34 @@ typedef struct SIM_LOADER_BLOCK {
 #define SIM_MMPFN_ORIGINAL_PTE 0x20
 #define SIM_MMPFN_U4 0x28 /* PteFrame:40, Reserved:23, PrototypePte:1 */
 #define SIM_MMPFN_SIZE 0x30
+/* Executive resources on nt!ExpSystemResourcesList (ERESOURCE.SystemResourcesList):
+ * nt!PiEngineLock held exclusively by System's thread 8 (contention 6), nt!IopDeviceTreeLock
+ * shared by it, nt!CmpRegistryLock free. */
+#define SIM_ERESOURCE_SYSTEM_RESOURCES_LIST 0x08
+#define SIM_ERESOURCE_OWNER_THREAD 0x18
+#define SIM_ERESOURCE_OWNER_COUNT 0x20
+#define SIM_ERESOURCE_ACTIVE_COUNT 0x28 /* SHORT */
+#define SIM_ERESOURCE_FLAG 0x2A         /* USHORT: 0x80 ResourceOwnedExclusive */
+#define SIM_ERESOURCE_SHARED_WAITERS 0x2C
+#define SIM_ERESOURCE_EXCLUSIVE_WAITERS 0x30
+#define SIM_ERESOURCE_CONTENTION_COUNT 0x34
+#define SIM_ERESOURCE_SIZE 0x48
+#define SIM_ERESOURCE_PI_ENGINE_CONTENTION 6
+/* The SMBIOS structure table (types 0, 1, 2, 127) nt!WmipSMBiosTablePhysicalAddress /
+ * nt!WmipSMBiosTableLength describe. */
+#define SIM_SMBIOS_BIOS_VENDOR "kdsim"
+#define SIM_SMBIOS_BIOS_VERSION "1.0"
+#define SIM_SMBIOS_BIOS_DATE "12/06/2026"
+#define SIM_SMBIOS_BIOS_MAJOR 1
+#define SIM_SMBIOS_BIOS_MINOR 2
+#define SIM_SMBIOS_SYSTEM_MANUFACTURER "kdcart project"
+#define SIM_SMBIOS_SYSTEM_PRODUCT "kdsim x64"
+#define SIM_SMBIOS_SYSTEM_VERSION "1.0"
+#define SIM_SMBIOS_SYSTEM_SKU "SIM-1"
+#define SIM_SMBIOS_SYSTEM_FAMILY "Simulated"
+#define SIM_SMBIOS_BOARD_MANUFACTURER "kdcart project"
+#define SIM_SMBIOS_BOARD_PRODUCT "kdsim board"
+#define SIM_SMBIOS_BOARD_VERSION "1"
 
 /* I/O: DEVICE_OBJECT, DEVOBJ_EXTENSION, IRP and IO_STACK_LOCATION (a pending IRP's stack
  * locations follow it). */

@@ -93,9 +93,10 @@ uint64_t hex(const std::string& s) {
 
 // The object/driver/device/IRP commands whose text must be the same live and on the dump.
 std::vector<std::string> object_commands(const std::string& device, const std::string& irp) {
-    return {"!object \\Driver",  "!object \\Driver\\kdtest", "!drvobj kdtest 3",
-            "!devobj " + device, "!devstack " + device,      "!irp " + irp + " 1",
-            "!object \\Device"};
+    return {
+        "!object \\Driver",    "!object \\Driver\\kdtest", "!drvobj kdtest 3", "!devobj " + device,
+        "!devstack " + device, "!irp " + irp + " 1",       "!object \\Device", "!locks",
+        "!sysinfo machineid"};
 }
 
 } // namespace
@@ -209,8 +210,38 @@ TEST_CASE("objects: !object, !drvobj, !devobj, !devstack, !irp, !list, !pfn live
         auto vm = block(p, "!vm");
         CHECK(has(vm, "Physical Memory: +12702 \\(     50808 Kb\\)\n"));
         CHECK(has(vm, "\\(partial: only the counters KDDEBUGGER_DATA64 points to are shown"));
-        CHECK(has(block(p, "!sysinfo machineid"), "Machine ID Information is not available: "));
-        CHECK(has(block(p, "!locks"), "the ERESOURCE list is not reachable"));
+        // !sysinfo machineid: kdsim's SMBIOS table, read physically.
+        auto id = block(p, "!sysinfo machineid");
+        CHECK(has(id, "^Machine ID Information \\[From Smbios table at [0-9a-f]+, Size=\\d+\\]\n"));
+        CHECK(id.find(std::string("BiosMajorRelease = ") + std::to_string(SIM_SMBIOS_BIOS_MAJOR) +
+                      "\nBiosMinorRelease = " + std::to_string(SIM_SMBIOS_BIOS_MINOR) +
+                      "\nBiosVendor = " SIM_SMBIOS_BIOS_VENDOR
+                      "\nBiosVersion = " SIM_SMBIOS_BIOS_VERSION
+                      "\nBiosReleaseDate = " SIM_SMBIOS_BIOS_DATE
+                      "\nSystemManufacturer = " SIM_SMBIOS_SYSTEM_MANUFACTURER
+                      "\nSystemProductName = " SIM_SMBIOS_SYSTEM_PRODUCT
+                      "\nSystemFamily = " SIM_SMBIOS_SYSTEM_FAMILY
+                      "\nSystemVersion = " SIM_SMBIOS_SYSTEM_VERSION
+                      "\nSystemSKU = " SIM_SMBIOS_SYSTEM_SKU
+                      "\nBaseBoardManufacturer = " SIM_SMBIOS_BOARD_MANUFACTURER
+                      "\nBaseBoardProduct = " SIM_SMBIOS_BOARD_PRODUCT
+                      "\nBaseBoardVersion = " SIM_SMBIOS_BOARD_VERSION "\n") != std::string::npos);
+        // !locks: PiEngineLock exclusive with its contention, IopDeviceTreeLock shared, both
+        // owned by the thread running on CPU 0 (System's kdtest loop), CmpRegistryLock free.
+        const std::string current = capture(
+            block(p, "~"), R"(\.  0  KPRCB: [0-9a-f`]{17}  Current thread: ([0-9a-f`]{17}))");
+        std::string owner = current;
+        owner.erase(owner.find('`'), 1);
+        auto locks = block(p, "!locks");
+        CHECK(has(locks, R"(Resource @ nt!PiEngineLock \(0x[0-9a-f]{16}\)    Exclusively owned\n)"
+                         "    Contention Count = " +
+                             std::to_string(SIM_ERESOURCE_PI_ENGINE_CONTENTION) +
+                             "\n     Threads: " + owner + "-01<\\*>\n"));
+        CHECK(has(locks, R"(Resource @ nt!IopDeviceTreeLock \(0x[0-9a-f]{16}\)    Shared 1 owning )"
+                         "threads\n     Threads: " +
+                             owner + "-01<\\*>\n"));
+        CHECK(locks.find("CmpRegistryLock") == std::string::npos);
+        CHECK(has(locks, "\n3 total locks, 2 locks currently held\n"));
 
         for (const auto& c : object_commands(device, irp)) {
             live.push_back(block(p, c));
