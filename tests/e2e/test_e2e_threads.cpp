@@ -8,10 +8,12 @@
 // line through its own page tables), .thread + r + k, !running; then the same commands on a
 // dump captured with .dump /f must print the same text.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include "hw/images/sim_abi.h"
 #include "tests/e2e/Process.h"
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -116,7 +118,9 @@ void check_outputs(const std::vector<std::string>& out, const Checks& c) {
                    R"(            [0-9a-f]{16}  NotificationEvent\n)"
                    R"(        IRP List:\n            [0-9a-f]{16}: \(0006,[0-9a-f]{4}\) Flags: )"));
     CHECK(has(all, R"(Cid 0338\.0340  .* READY on processor 0\n)"));
-    CHECK(has(all, R"(        Owning Process            [0-9a-f]{16}       Image:         csrss\.exe\n)"));
+    CHECK(
+        has(all,
+            R"(        Owning Process            [0-9a-f]{16}       Image:         csrss\.exe\n)"));
     // The running thread's stack through the unwinder, from the live registers.
     CHECK(has(all, R"(Cid 0004\.0008 [^\n]*\n(.*\n)*?        Child-SP          RetAddr           )"
                    R"(Call Site\n        [0-9a-f]{8}`[0-9a-f]{8} [0-9a-f]{8}`[0-9a-f]{8} nt!)"));
@@ -141,11 +145,13 @@ void check_outputs(const std::vector<std::string>& out, const Checks& c) {
     CHECK(has(out[5], R"(    Ldr.Initialized:          Yes\n)"));
     CHECK(has(out[5], R"(\n {12}7ff733800000 .* C:\\Windows\\system32\\svchost\.exe\n)"));
     CHECK(has(out[5], R"(\n {12}7ffce5b00000 .* C:\\Windows\\SYSTEM32\\ntdll\.dll\n)"));
-    CHECK(has(out[5], R"(\n    CommandLine:  'C:\\Windows\\system32\\svchost\.exe -k netsvcs -p'\n)"));
+    CHECK(has(out[5],
+              R"(\n    CommandLine:  'C:\\Windows\\system32\\svchost\.exe -k netsvcs -p'\n)"));
     // .thread: r shows the thread's context, k walks it.
     CHECK(has(out[6], "Implicit thread is now "));
     CHECK(has(out[7], "(^|\n)Last set context:\nrax="));
-    CHECK(has(out[8], R"((^|\n)Child-SP          RetAddr           Call Site\n[0-9a-f]{8}`[0-9a-f]{8} )"));
+    CHECK(has(out[8],
+              R"((^|\n)Child-SP          RetAddr           Call Site\n[0-9a-f]{8}`[0-9a-f]{8} )"));
     CHECK(has(out[9], "Implicit thread is now "));
     // A name filter.
     CHECK(has(out[10], R"(Cid: 0280 .*\n.*\n    Image: services\.exe\n)"));
@@ -188,6 +194,28 @@ TEST_CASE("threads: !process 0 7, !thread, .process /p + !peb, .thread, live and
         const std::string saved = block(p, ".dump /f " + dump, 300s);
         INFO(saved);
         REQUIRE(std::filesystem::exists(dump));
+        // A corrupted thread list: svchost's last thread's Flink into unmapped memory, then
+        // back into the list (a loop that misses the head). Walked with a bound, reported at
+        // the entry where it broke, the threads before it still shown.
+        const std::string last = capture(svc_threads, "THREAD ([0-9a-f]{16})  Cid 0338\\.0340");
+        REQUIRE(!last.empty());
+        const uint64_t entry = std::stoull(last, nullptr, 16) + SIM_ETHREAD_THREAD_LIST_ENTRY;
+        const uint64_t first_entry =
+            std::stoull(c.irp_thread, nullptr, 16) + SIM_ETHREAD_THREAD_LIST_ENTRY;
+        char edit[96];
+        std::snprintf(edit, sizeof edit, "eq %llx fffff8dead000000",
+                      static_cast<unsigned long long>(entry));
+        block(p, edit);
+        std::string broken = block(p, "!process 338 2");
+        CHECK(has(broken, "Cid 0338\\.033c"));
+        CHECK(has(broken, "Cid 0338\\.0340"));
+        CHECK(has(broken, "The thread list is broken: the entry at fffff8dead000000 \\(Flink of "));
+        std::snprintf(edit, sizeof edit, "eq %llx %llx", static_cast<unsigned long long>(entry),
+                      static_cast<unsigned long long>(first_entry));
+        block(p, edit);
+        broken = block(p, "!process 338 2");
+        CHECK(has(broken, "The thread list is broken: the list loops back to "));
+        CHECK(has(broken, "Cid 0338\\.0340"));
         e2e::cmd(p, "q");
         CHECK(p.wait_exit(60s) == 0);
     }
