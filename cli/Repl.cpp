@@ -316,6 +316,8 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
         cmd_step(word, args);
     } else if (word == "pc" || word == "tc" || word == "pa" || word == "ta") {
         cmd_step_to(word, args); // StepCommands.cpp
+    } else if (word == "wt") {
+        cmd_watch_trace(args); // WatchTrace.cpp
     } else if (word == ".pagein") {
         cmd_pagein(args);
     } else if (word == ".allow_bp_ba_convert") {

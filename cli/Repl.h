@@ -136,6 +136,9 @@ private:
     void cmd_step_to(std::string_view word, std::string_view args);
     std::optional<engine::StopEvent> wait_step_quietly(bool& interrupted);
     bool call_at(uint64_t address);
+    // wt (WatchTrace.cpp)
+    void cmd_watch_trace(std::string_view args);
+    std::string wt_function_name(uint64_t address);
     void cmd_pagein(std::string_view args);
     void cmd_allow_convert(std::string_view args);
     void cmd_sx(std::string_view word, std::string_view args);
