@@ -1,6 +1,7 @@
 // PDB reading through LLVM's native reader (llvm/DebugInfo/PDB/Native). Every LLVM error is
 // consumed here and turned into a kdcart Error.
 #include "engine/Pdb.h"
+#include "engine/MsfGuard.h"
 #include "engine/PdbLlvm.h"
 
 #include <llvm/DebugInfo/CodeView/SymbolDeserializer.h>
@@ -67,6 +68,22 @@ namespace {
 
 Result<std::unique_ptr<PdbFile::Impl>> open_stream(std::unique_ptr<llvm::MemoryBuffer> buffer,
                                                    const std::string& path) {
+    // LLVM trusts some of the file's numbers: they are checked (and deleted streams given size
+    // 0) in kdcart's own copy of the bytes first (MsfGuard.h).
+    auto copy = llvm::WritableMemoryBuffer::getNewUninitMemBuffer(buffer->getBufferSize(),
+                                                                  buffer->getBufferIdentifier());
+    if (!copy) {
+        return make_error(Errc::Io, path + ": out of memory for " +
+                                        std::to_string(buffer->getBufferSize()) + " bytes");
+    }
+    std::memcpy(copy->getBufferStart(), buffer->getBufferStart(), buffer->getBufferSize());
+    buffer.reset();
+    if (auto ok = check_msf(reinterpret_cast<uint8_t*>(copy->getBufferStart()),
+                            copy->getBufferSize());
+        !ok) {
+        return make_error(Errc::Malformed, path + ": " + ok.error().message);
+    }
+    buffer = std::move(copy);
     auto impl = std::make_unique<PdbFile::Impl>();
     impl->path = path;
     auto stream =

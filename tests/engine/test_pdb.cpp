@@ -358,3 +358,25 @@ TEST_CASE("hostile PE headers: mutated images give errors or sane data, never cr
         (void)read_pe_exports(0x400000, *reader);
     }
 }
+
+TEST_CASE("PDBs that crashed LLVM 14's reader are refused or read safely (engine/MsfGuard.cpp)") {
+    const std::string dir = KDCART_FUZZ_CORPUS_DIR "/pdb_file/";
+    for (const char* name : {"llvm_oom_named_stream_map.pdb", "llvm_segv_module_count.pdb",
+                             "llvm_segv_no_file_info.pdb"}) {
+        CAPTURE(name);
+        auto pdb = PdbFile::open(dir + name);
+        REQUIRE(!pdb);
+        CHECK(pdb.error().message.find("not a valid PDB") != std::string::npos);
+    }
+    // A deleted DBI stream is a stream of size 0 for LLVM (it read through a null block list
+    // before): the PDB opens without a DBI stream, so without module streams and their
+    // functions (kdtest.pdb, which it was made from, has them).
+    auto pdb = PdbFile::open(dir + "llvm_segv_deleted_dbi.pdb");
+    REQUIRE(pdb);
+    (void)(*pdb)->read_symbols();
+    CHECK(!(*pdb)->has_private_symbols());
+    auto original = PdbFile::open(dir + "kdtest.pdb");
+    REQUIRE(original);
+    REQUIRE((*original)->read_symbols());
+    CHECK((*original)->has_private_symbols());
+}
