@@ -109,7 +109,8 @@ Result<void> SimMachine::build_object_directory() {
 }
 
 void SimMachine::fill_pfn_entries() {
-    constexpr uint64_t kPresent = 1, kDirty = 0x40, kLarge = 0x80;
+    constexpr uint64_t kPresent = 1, kDirty = 0x40, kLarge = 0x80, kPrototype = 0x400;
+    constexpr uint64_t kTransition = 0x800;
     constexpr uint64_t kFrame = 0x000FFFFFFFFFF000ull;
     const uint64_t pte_base = 0xFFFF000000000000ull | (uint64_t{layout::SELF_MAP_INDEX} << 39);
     auto pte_of = [pte_base](uint64_t va) { return pte_base + ((va >> 9) & 0x7FFFFFFFF8ull); };
@@ -179,6 +180,16 @@ void SimMachine::fill_pfn_entries() {
                 for (uint64_t i1 = 0; i1 < 512; ++i1) {
                     if ((l1[i1] & kPresent) != 0) {
                         fill((l1[i1] & kFrame) >> 12, pte_of(va2 | (i1 << 12)), l1[i1], pt >> 12);
+                    } else if ((l1[i1] & kTransition) != 0 && (l1[i1] & kPrototype) == 0) {
+                        // A page paged out to the standby list: its frame still holds it.
+                        const uint64_t pfn = (l1[i1] & kFrame) >> 12;
+                        fill(pfn, pte_of(va2 | (i1 << 12)), l1[i1], pt >> 12);
+                        const uint64_t at = layout::PFN_DATABASE + pfn * SIM_MMPFN_SIZE;
+                        if (translate(at)) {
+                            put64(at + SIM_MMPFN_SHARE_COUNT, 0);
+                            put16(at + SIM_MMPFN_REFERENCE_COUNT, 0);
+                            put8(at + SIM_MMPFN_E1, 2); // Standby
+                        }
                     }
                 }
             }

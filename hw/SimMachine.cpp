@@ -580,7 +580,9 @@ bool SimMachine::mark_paged_out(uint64_t va) {
         return false;
     }
     m_paged_out[page] = PagedOut{pte, it->second.prot};
-    uint64_t not_present = pte & ~PTE_PRESENT;
+    // A transition PTE, as NT leaves a page it trimmed to the standby list: not valid, the
+    // frame kept, Transition (bit 11) set, the protection in bits 5-9 (MM_EXECUTE_READ).
+    uint64_t not_present = (pte & PTE_PFN_MASK) | 0x800 | (3ull << 5);
     std::memcpy(m_memory->host(*pte_pa), &not_present, 8);
     unicorn_unmap(page);
     spdlog::debug("sim: paged out {:#x}", page);

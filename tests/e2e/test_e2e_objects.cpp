@@ -261,8 +261,23 @@ TEST_CASE("objects: !object, !drvobj, !devobj, !devstack, !irp, !list, !pfn live
         INFO(commands[i]);
         CHECK(block(z, commands[i]) == live[i]);
     }
+    // .cache decodeptes: kdtest's PAGEKD page is paged out (a transition PTE: the target never
+    // ran) and reads as ???????? until PTEs are decoded; then it reads what its frame holds.
+    auto pte = block(z, "!pte kdtest!KdTestPagedFunction");
+    const std::string frame = capture(pte, R"(\n +Transition: ([0-9a-f]+)\n)");
+    CHECK(has(pte, "Protect: 3 - ExecuteRead\n"));
+    auto standby = block(z, "!pfn " + frame);
+    CHECK(has(standby, "containing page [0-9A-F]{6}  Standby"));
+    const std::string unread = block(z, "db kdtest!KdTestPagedFunction L8");
+    CHECK(has(unread, R"(  \?\? \?\? \?\? \?\? \?\? \?\? \?\? \?\?)"));
+    const std::string physical = capture(block(z, "!db " + frame + "000 L8"),
+                                         R"(#[0-9a-f`]+  ((?:[0-9a-f]{2}[ -]){7}[0-9a-f]{2}))");
     CHECK(has(block(z, ".cache decodeptes"), "Will decode PTEs"));
+    const std::string decoded = capture(block(z, "db kdtest!KdTestPagedFunction L8"),
+                                        R"(`[0-9a-f]{8}  ((?:[0-9a-f]{2}[ -]){7}[0-9a-f]{2}))");
+    CHECK(decoded == physical);
     CHECK(has(block(z, ".cache nodecodeptes"), "Will not decode PTEs"));
+    CHECK(block(z, "db kdtest!KdTestPagedFunction L8") == unread);
     e2e::cmd(z, "q");
     CHECK(z.wait_exit(30s) == 0);
 }
