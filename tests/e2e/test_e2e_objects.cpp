@@ -372,3 +372,61 @@ TEST_CASE("!analyze -v after .crash: MANUALLY_INITIATED_CRASH, no followup outsi
     e2e::cmd(p, "q");
     CHECK(p.wait_exit(60s) == 0);
 }
+
+TEST_CASE("objects: corrupted structures are reported where they broke, the session goes on") {
+    auto p = start_sim({"-b", "--sim-baud", "0"});
+    REQUIRE(p.started());
+    EXPECT_OUT(p, "0: kd> ", 90s);
+    auto drivers = block(p, "!object \\Driver");
+    const std::string kdtest = capture(drivers, R"(([0-9a-f]{16}) Driver {20}kdtest\n)");
+    const std::string pnp = capture(drivers, R"(([0-9a-f]{16}) Driver {20}PnpManager\n)");
+    const std::string fdo =
+        capture(block(p, "!drvobj kdtest"), R"(Device Object list:\n([0-9a-f]{16})  \n)");
+    const std::string irp =
+        capture(block(p, "!devobj " + fdo), R"(Current Irp ([0-9a-f]+) RefCount)");
+    auto hex_of = [](uint64_t v) {
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "%" PRIx64, v);
+        return std::string(buf);
+    };
+
+    // A device list that loops: the device is listed once and the loop named.
+    block(p, "eq " + fdo + "+" + hex_of(SIM_DEVICE_OBJECT_NEXT_DEVICE) + " " + fdo);
+    auto drv = block(p, "!drvobj kdtest");
+    CHECK(drv.find("Device Object list:\n" + fdo + "  \n") != std::string::npos);
+    CHECK(has(drv, "the device list is broken: the NextDevice chain loops at " + fdo));
+
+    // An IRP whose StackCount does not fit its Size is refused.
+    block(p, "eb " + irp + "+" + hex_of(SIM_IRP_STACK_COUNT) + " 7f");
+    CHECK(has(block(p, "!irp " + irp),
+              "is probably not an IRP: 127 stack locations do not fit its Size"));
+
+    // An object whose header names no type: the directory still lists the others, and the
+    // object itself is refused with the check that failed.
+    block(p, "eb " + pnp + "-" + hex_of(SIM_OBJECT_HEADER_BODY) + "+" +
+                 hex_of(SIM_OBJECT_HEADER_TYPE_INDEX) + " 3f");
+    auto broken = block(p, "!object \\Driver");
+    CHECK(has(broken, kdtest + R"( Driver {20}kdtest\n)"));
+    CHECK(has(broken, pnp + " \\? +<" + pnp +
+                          " is not an object: type index 63 is not an "
+                          "object type>\n"));
+    CHECK(has(block(p, "!drvobj " + pnp), "is not an object: type index 63 is not an object type"));
+
+    // A LIST_ENTRY chain that loops without coming back to its head: bounded and reported.
+    auto list = block(p, "!list -x \"dq @$extret l1\" nt!PsActiveProcessHead");
+    std::vector<std::string> entries;
+    const std::regex entry(R"(([0-9a-f]{8})`([0-9a-f]{8})  [0-9a-f]{8}`[0-9a-f]{8}\n)");
+    for (auto it = std::sregex_iterator(list.begin(), list.end(), entry);
+         it != std::sregex_iterator(); ++it) {
+        entries.push_back((*it)[1].str() + (*it)[2].str());
+    }
+    REQUIRE(entries.size() == 6);
+    block(p, "eq " + entries[3] + " " + entries[2]);
+    auto looped = block(p, "!list -x \"dq @$extret l1\" nt!PsActiveProcessHead");
+    CHECK(has(looped, "The list loops at " + entries[2].substr(entries[2].find_first_not_of('0')) +
+                          " \\(it does not come back to "));
+    // The session goes on.
+    CHECK(has(block(p, "? 1+1"), "Evaluate expression: 2 = "));
+    e2e::cmd(p, "q");
+    CHECK(p.wait_exit(60s) == 0);
+}
