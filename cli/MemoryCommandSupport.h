@@ -4,6 +4,7 @@
 // stream's cancel, and the parsing of ranges, quoted strings and patterns.
 #include "cli/Progress.h"
 #include "cli/Repl.h"
+#include "cli/ScriptFormat.h"
 #include "cli/TextUtil.h"
 #include "cli/format/Format.h"
 #include "cli/format/MemoryLines.h"
@@ -190,46 +191,7 @@ inline std::string unquote(std::string_view q) {
     if (q.size() >= 2 && (q.front() == '"' || q.front() == '\'') && q.back() == q.front()) {
         q = q.substr(1, q.size() - 2);
     }
-    std::string out;
-    for (size_t i = 0; i < q.size(); ++i) {
-        if (q[i] != '\\' || i + 1 >= q.size()) {
-            out += q[i];
-            continue;
-        }
-        const char c = q[++i];
-        switch (c) {
-        case 'n':
-            out += '\n';
-            break;
-        case 't':
-            out += '\t';
-            break;
-        case 'r':
-            out += '\r';
-            break;
-        case '0':
-            out += '\0';
-            break;
-        case 'x': {
-            unsigned v = 0;
-            int n = 0;
-            while (n < 2 && i + 1 < q.size() &&
-                   std::isxdigit(static_cast<unsigned char>(q[i + 1]))) {
-                const char h = q[++i];
-                v = v * 16 + static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(h))
-                                                       ? h - '0'
-                                                       : std::tolower(h) - 'a' + 10);
-                ++n;
-            }
-            out += static_cast<char>(v);
-            break;
-        }
-        default:
-            out += c;
-            break;
-        }
-    }
-    return out;
+    return decode_escapes(q);
 }
 
 inline bool is_quoted(std::string_view t) {
