@@ -10,6 +10,7 @@
 #include "transport/PacketLink.h"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
 #include <functional>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <random>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <poll.h>
 #include <unistd.h>
 
 using namespace kdcart;
@@ -138,6 +140,34 @@ std::string random_kdnet_key() {
     return key;
 }
 
+// libedit's character source. A Ctrl+C that lands between the prompt being drawn and libedit's
+// read() would otherwise be lost until the next key; polling lets it end the line at once (the
+// line then reads as empty, and read_command discards whatever was typed).
+int interruptible_getc(FILE* in) {
+    const int fd = ::fileno(in);
+    for (;;) {
+        if (cli::g_interrupt.load() || cli::g_terminate.load()) {
+            return -1;
+        }
+        pollfd p{fd, POLLIN, 0};
+        const int r = ::poll(&p, 1, 100);
+        if (r < 0 && errno != EINTR) {
+            return -1;
+        }
+        if (r <= 0) {
+            continue;
+        }
+        unsigned char c = 0;
+        const ssize_t n = ::read(fd, &c, 1);
+        if (n == 1) {
+            return c;
+        }
+        if (n == 0 || errno != EINTR) {
+            return -1;
+        }
+    }
+}
+
 // Reads one command line: libedit on a terminal, plain lines otherwise.
 std::optional<std::string> read_command(cli::Repl& repl, bool interactive) {
     if (interactive) {
@@ -156,6 +186,10 @@ std::optional<std::string> read_command(cli::Repl& repl, bool interactive) {
             }
             std::string s(line);
             std::free(line);
+            if (cli::g_interrupt.exchange(false)) {
+                std::fputs("\n", stdout); // Ctrl+C while typing: the line is dropped
+                continue;
+            }
             if (!s.empty()) {
                 add_history(s.c_str());
             }
@@ -460,6 +494,7 @@ int main(int argc, char** argv) {
     repl.set_line_reader(make_line_reader(interactive));
     std::string history_path;
     if (interactive) {
+        rl_getc_function = interruptible_getc; // before libedit's first readline()
         if (const char* home = std::getenv("HOME")) {
             history_path = std::string(home) + "/.kdcart_history";
             using_history();
