@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <map>
+#include <optional>
 
 namespace kdcart::engine {
 
@@ -38,6 +39,14 @@ public:
     [[nodiscard]] Result<void> write_back();
     bool dirty() const;
     void forget() { m_entries.clear(); }
+    // Rip of `cpu` if its registers are known here (fetched or set), without asking the target.
+    std::optional<uint64_t> known_rip(uint16_t cpu) const {
+        auto it = m_entries.find(cpu);
+        if (it == m_entries.end()) {
+            return std::nullopt;
+        }
+        return it->second.current.Rip;
+    }
 
 private:
     struct Entry {

@@ -381,17 +381,34 @@ uint64_t RunControl::continue_status_for_stop() const {
     return DBG_CONTINUE;
 }
 
-Result<void> RunControl::resume_with_breakpoints(bool trace, uint32_t status) {
-    auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
+// The current processor's pc: its registers when known here (the user may have set rip), else
+// the stop's ProgramCounter. A quiet step (wt, pc, tc) then costs no register read.
+Result<uint64_t> RunControl::current_pc() {
+    const uint16_t cpu = m.target.current_processor();
+    if (auto rip = m.contexts.known_rip(cpu)) {
+        return *rip;
+    }
+    if (m_stop.processor == cpu && m_stop.pc != 0) {
+        return m_stop.pc;
+    }
+    auto ctx = m.contexts.get(cpu, ContextPart::Integer);
     if (!ctx) {
         return tl::unexpected(ctx.error());
+    }
+    return ctx->Rip;
+}
+
+Result<void> RunControl::resume_with_breakpoints(bool trace, uint32_t status) {
+    auto current = current_pc();
+    if (!current) {
+        return tl::unexpected(current.error());
     }
     // WinDbg's order when resuming: SetContext, then the debug registers through control
     // space, then Continue2.
     if (auto r = m.contexts.write_back(); !r) {
         return r;
     }
-    const uint64_t pc = ctx->Rip;
+    const uint64_t pc = *current;
     bool on_sw = m.breakpoints.is_temporary(pc);
     bool on_hw_exec = false;
     for (const auto* bp : m.breakpoints.table().all()) {
@@ -500,32 +517,38 @@ Result<void> RunControl::step(StepKind kind) {
     }
     end_step_state();
     const uint32_t status = static_cast<uint32_t>(continue_status_for_stop());
-    auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
-    if (!ctx) {
-        return tl::unexpected(ctx.error());
+    auto pc = current_pc();
+    if (!pc) {
+        return tl::unexpected(pc.error());
     }
     // Stopped on a hard-coded int3: step past it first, as `g` would.
     if (m_stop.exception_code == STATUS_BREAKPOINT && !m_stop.breakpoint_id &&
-        ctx->Rip == m_stop.pc && !is_own_breakpoint(ctx->Rip)) {
+        *pc == m_stop.pc && !is_own_breakpoint(*pc)) {
+        auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
+        if (!ctx) {
+            return tl::unexpected(ctx.error());
+        }
         if (auto r = skip_hardcoded_break(*ctx); !r) {
             return r;
         }
-        ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
+        pc = current_pc();
+        if (!pc) {
+            return tl::unexpected(pc.error());
+        }
     }
-    const CONTEXT c = *ctx;
     switch (kind) {
     case StepKind::Into:
         m_stepping = true;
         return resume_with_breakpoints(true, status);
     case StepKind::Over: {
-        auto mem = m.memory.read_virtual(c.Rip, 16);
+        auto mem = m.memory.read_virtual(*pc, 16);
         if (!mem) {
             return tl::unexpected(mem.error());
         }
         auto n = mem->readable_prefix();
         auto info = decode_instruction(std::span<const uint8_t>(mem->bytes.data(), n));
         if (info && info->is_call) {
-            m.breakpoints.temporaries().push_back(c.Rip + info->length);
+            m.breakpoints.temporaries().push_back(*pc + info->length);
             return resume_with_breakpoints(false, status);
         }
         m_stepping = true;
@@ -538,7 +561,11 @@ Result<void> RunControl::step(StepKind kind) {
                 (void)m.modules.list(head->version.PsLoadedModuleList);
             }
         }
-        auto frame = m.stack.unwind_one(c);
+        auto ctx = m.contexts.get(m.target.current_processor(), ContextPart::Integer);
+        if (!ctx) {
+            return tl::unexpected(ctx.error());
+        }
+        auto frame = m.stack.unwind_one(*ctx);
         if (!frame) {
             return make_error(frame.error().code,
                               "Cannot find the caller's frame: " + frame.error().message);

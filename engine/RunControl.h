@@ -87,6 +87,7 @@ private:
     void forget_stop_state(bool running);
     uint64_t continue_status_for_stop() const;
     bool is_own_breakpoint(uint64_t pc);
+    [[nodiscard]] Result<uint64_t> current_pc();
     // Moves Rip over a hard-coded int3 (break-in, DbgBreakPoint) the stop is on.
     [[nodiscard]] Result<void> skip_hardcoded_break(const CONTEXT& ctx);
     void end_step_state();
