@@ -35,6 +35,17 @@ Result<void> IoState::check_object(uint64_t object, std::string_view type_name,
                               (type ? hex(*type) : std::string("unreadable")) + ", not " +
                               hex(io_type));
     }
+    // Size: exactly the structure for a driver object, at least it for a device object (its
+    // extension follows).
+    auto size = m_types.read_unsigned(object, struct_name, "Size");
+    auto expected = m_types.size_of(struct_name);
+    if (size && expected &&
+        (io_type == k_io_type_driver ? *size != *expected : *size < *expected)) {
+        return make_error(Errc::InvalidArgument, hex(object) + ": " + std::string(struct_name) +
+                                                     ".Size is " + hex(*size) + ", not " +
+                                                     (io_type == k_io_type_driver ? "" : ">= ") +
+                                                     hex(*expected));
+    }
     return {};
 }
 

@@ -396,6 +396,10 @@ TEST_CASE("objects: corrupted structures are reported where they broke, the sess
     CHECK(drv.find("Device Object list:\n" + fdo + "  \n") != std::string::npos);
     CHECK(has(drv, "the device list is broken: the NextDevice chain loops at " + fdo));
 
+    // A device object whose Size is smaller than _DEVICE_OBJECT (kdsim: USHORT Size at +2).
+    block(p, "ew " + fdo + "+2 8");
+    CHECK(has(block(p, "!devobj " + fdo), "_DEVICE_OBJECT.Size is 8, not >= [0-9a-f]+\n"));
+
     // An IRP whose StackCount does not fit its Size is refused.
     block(p, "eb " + irp + "+" + hex_of(SIM_IRP_STACK_COUNT) + " 7f");
     CHECK(has(block(p, "!irp " + irp),
