@@ -4,6 +4,7 @@
 #include "cli/TypeFormat.h"
 #include "cli/format/Format.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace kdcart::cli {
@@ -47,6 +48,15 @@ std::optional<std::string> register_name(uint16_t cv) {
         return "r" + std::to_string(cv - 360 + 8) + "d";
     }
     return std::nullopt;
+}
+
+// Registers (or their parts) a callee preserves: the unwinder restores them in outer frames.
+bool nonvolatile(const std::string& name) {
+    static const char* k[] = {"rbx", "rbp",  "rsi",  "rdi",  "r12",  "r13",  "r14",  "r15",
+                              "ebx", "ebp",  "esi",  "edi",  "r12d", "r13d", "r14d", "r15d",
+                              "bx",  "bp",   "si",   "di",   "r12w", "r13w", "r14w", "r15w",
+                              "bl",  "r12b", "r13b", "r14b", "r15b"};
+    return std::any_of(std::begin(k), std::end(k), [&](const char* r) { return name == r; });
 }
 
 constexpr uint16_t kCvRsp = 335;
@@ -107,8 +117,15 @@ std::optional<Place> place_of(const engine::PdbLocal& l, const engine::PdbFuncti
                 continue;
             }
             base = *v;
+        } else if (nonvolatile(*name)) {
+            // Outer frames: the nonvolatile registers the unwind data restored.
+            auto v = engine::get_register(f.context, *name);
+            if (!v) {
+                continue;
+            }
+            base = *v;
         } else {
-            continue; // other registers of outer frames are not recovered
+            continue; // volatile registers of outer frames are not known
         }
         if (loc.kind == PdbLocation::Kind::Register) {
             return Place{true, base, "@" + *name};
@@ -386,12 +403,23 @@ void cmd_frame(engine::Debugger& dbg, Output& out, SymbolCommandState& state,
     }
     std::string s = frame_line(dbg, fr->frames[n], n) + "\n";
     if (regs) {
-        if (n == 0) {
-            s += format_registers(fr->context);
-        } else {
-            s += "rip=" + format_address(fr->frames[n].pc) +
-                 " rsp=" + format_address(fr->frames[n].child_sp) +
-                 " (the other registers of outer frames are not recovered yet)\n";
+        // Outer frames: the registers the unwind data restores (nonvolatile ones, rip, rsp),
+        // the volatile ones as frame 0 has them, as WinDbg shows them.
+        s += format_registers(n == 0 ? fr->context : fr->frames[n].context);
+        // The frame's instruction, as seed 001 shows it after the registers.
+        const uint64_t pc = fr->frames[n].pc;
+        if (auto code = dbg.read_virtual(pc, 16); code && code->readable_prefix() > 0) {
+            size_t len = 0;
+            s +=
+                format_instruction(
+                    pc, std::span<const uint8_t>(code->bytes.data(), code->readable_prefix()), &len,
+                    [&dbg](uint64_t a) -> std::optional<std::string> {
+                        if (auto sym = dbg.symbolize(a); sym && !sym->name.empty()) {
+                            return format_symbol(*sym);
+                        }
+                        return std::nullopt;
+                    }) +
+                "\n";
         }
     }
     print(out, s);

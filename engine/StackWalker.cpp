@@ -37,6 +37,7 @@ std::vector<StackFrame> StackWalker::walk(const CONTEXT& context, size_t max_fra
         StackFrame frame;
         frame.child_sp = c.Rsp;
         frame.pc = c.Rip;
+        frame.context = c;
         if (!f) {
             frames.push_back(frame);
             break;

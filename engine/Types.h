@@ -120,6 +120,9 @@ struct StackFrame {
     std::optional<uint64_t> machine_frame;
     // The frame's image has no unwind data: the return address is a guess from [rsp].
     bool unwind_guessed = false;
+    // The registers in this frame as far as unwinding restores them (rip, rsp and the
+    // nonvolatile ones; the volatile ones keep frame 0's values): .frame /r.
+    protocol::CONTEXT context{};
 };
 
 // A resolved symbol: module!name+offset.

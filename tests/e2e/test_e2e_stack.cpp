@@ -173,6 +173,23 @@ TEST_CASE("k through a machine frame and a chained function; k variants; .fnent;
     CHECK(sp3 - sp2 == 0x30);
     CHECK(sp4 - sp3 == 0x30);
 
+    // .frame /r 4: KdTestLoop's registers as the unwind data restores them: rsp, rip, and rbx
+    // from where the split function's primary part pushed it (above its 0x20 bytes).
+    cmd(p, "dq " + windbg(sp3 + 0x20) + " L1");
+    std::smatch q;
+    REQUIRE(p.expect(windbg(sp3 + 0x20) + R"(  ([0-9a-f]{8})`([0-9a-f]{8})\n)", 30s, &q));
+    const std::string saved_rbx = q[1].str() + q[2].str();
+    cmd(p, ".frame /r 4");
+    EXPECT_OUT(p,
+               "04 " + windbg(sp4) + " " + kAddr + R"( kdtest!KdTestLoop\+0x)" + hex(off4) +
+                   "\nrax=[0-9a-f]{16} rbx=" + saved_rbx +
+                   " rcx=[0-9a-f]{16}\n.*\nrip=" + windbg(ret3).erase(8, 1) +
+                   " rsp=" + windbg(sp4).erase(8, 1) + " rbp=[0-9a-f]{16}\n",
+               30s);
+    EXPECT_OUT(p, "efl=[0-9a-f]{8}\n" + windbg(ret3) + R"( [0-9a-f]+ +\w+)", 30s);
+    cmd(p, ".frame 0");
+    EXPECT_OUT(p, kPrompt, 30s);
+
     // kc: the call sites only; kn 2 / kL 3 / k 1: the count.
     cmd(p, "kc 3");
     EXPECT_OUT(p,
