@@ -162,7 +162,7 @@ std::string help_text() {
            "  .logopen [/t] file, .logappend file, .logclose   copy the session to a file\n"
            "  .cls                     clear the screen\n"
            "\n"
-           "A WinDbg command kdcart does not have yet says so by name (\"!vm is not supported "
+           "A WinDbg command kdcart does not have yet says so by name (\"!chkimg is not supported "
            "yet\");\na typo gets WinDbg's \"^ Syntax error\".\n";
 }
 
