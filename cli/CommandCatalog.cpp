@@ -148,6 +148,8 @@ std::string help_text() {
            "\n"
            "Crash dumps and kernel\n"
            "  .dump /f | /k file, .bugcheck, !analyze [-show code], !error value\n"
+           "  !process [cid|addr|-1] [flags] [name], !thread [addr|-1] [flags], !running, !ready\n"
+           "  !peb, .process [/p /r] [addr], .thread [addr], .cxr [addr], .trap addr\n"
            "\n"
            "Expressions and scripting\n"
            "  ? expr, .formats expr    evaluate (MASM: poi() dwo() by() = != < > and or...)\n"

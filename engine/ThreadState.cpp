@@ -2,6 +2,7 @@
 #include "engine/Debugger.h"
 #include "engine/KernelState.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
@@ -245,28 +246,39 @@ Result<ThreadInfo> ThreadState::thread(uint64_t ethread) {
     info.apc_image =
         info.apc_process == info.process ? info.process_image : image_of(info.apc_process);
 
-    // The wait: WaitBlockList, then each block's Object until the ring comes back.
+    // The wait: the blocks from WaitBlockList. How many: KTHREAD.WaitBlockCount (Windows 8
+    // and later), else the KWAIT_BLOCK.NextWaitBlock ring (earlier builds), else one block.
     if (info.state == 5) {
         auto first = t.read_pointer(ethread, "_KTHREAD", "WaitBlockList");
-        auto object_off = t.offset("_KWAIT_BLOCK", "Object");
         auto size = t.size_of("_KWAIT_BLOCK");
-        if (first && *first != 0 && object_off) {
-            // Blocks are the thread's inline WaitBlock[] (or a caller's array): contiguous,
-            // each pointing at an object. WinDbg shows each block's object; a block whose
-            // Thread is not this one ends the array.
-            const uint64_t stride = size ? *size : 0x30;
-            for (uint64_t i = 0; i < 64; ++i) {
-                const uint64_t block = *first + i * stride;
+        if (first && *first != 0 && size) {
+            std::vector<uint64_t> blocks;
+            if (auto count = t.read_unsigned(ethread, "_KTHREAD", "WaitBlockCount")) {
+                for (uint64_t i = 0; i < std::min<uint64_t>(*count, 64); ++i) {
+                    blocks.push_back(*first + i * *size);
+                }
+            } else if (t.has_field("_KWAIT_BLOCK", "NextWaitBlock")) {
+                uint64_t block = *first;
+                while (blocks.size() < 64) {
+                    blocks.push_back(block);
+                    auto next = t.read_pointer(block, "_KWAIT_BLOCK", "NextWaitBlock");
+                    if (!next || *next == *first || *next == 0) {
+                        if (!next) {
+                            info.waits_broken =
+                                "the wait block at " + hex(block) + " is not readable";
+                        }
+                        break;
+                    }
+                    block = *next;
+                }
+            } else {
+                blocks.push_back(*first);
+            }
+            for (uint64_t block : blocks) {
                 auto object = t.read_pointer(block, "_KWAIT_BLOCK", "Object");
                 if (!object) {
                     info.waits_broken = "the wait block at " + hex(block) + " is not readable";
                     break;
-                }
-                if (i > 0) {
-                    auto owner = t.read_pointer(block, "_KWAIT_BLOCK", "Thread");
-                    if (!owner || *owner != ethread || *object == 0) {
-                        break;
-                    }
                 }
                 WaitObject w;
                 w.wait_block = block;
@@ -275,11 +287,6 @@ Result<ThreadInfo> ThreadState::thread(uint64_t ethread) {
                     w.dispatcher_type = static_cast<uint8_t>(*dt);
                 }
                 info.waits.push_back(w);
-                // A WaitAny/WaitAll array has WaitType set on each; a single wait has one.
-                auto wt = t.read_unsigned(block, "_KWAIT_BLOCK", "WaitType");
-                if (!wt || i + 1 >= 4 || *wt > 1) {
-                    break;
-                }
             }
         } else if (!first) {
             info.waits_broken = first.error().message;
