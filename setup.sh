@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 PACKAGES=(cmake ninja-build g++ pkg-config
   libasio-dev libserialport-dev libspdlog-dev libcli11-dev doctest-dev libexpected-dev
   libssl-dev libunicorn-dev libzydis-dev llvm-14-dev libcurl4-openssl-dev libedit-dev zlib1g-dev
-  clang-14 clang-tools-14 lld-14 lld)
+  clang-14 clang-tools-14 lld-14 lld libclang-rt-14-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

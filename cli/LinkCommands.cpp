@@ -36,29 +36,27 @@ void show(engine::ReadVerifier& v, Output& out) {
     char rate[32];
     std::snprintf(rate, sizeof rate, "%.1e", h.byte_error_rate);
     out.write(std::string("Link: ") + (h.noisy ? "noisy" : "clean") + " - " +
-              fixed(h.recent_errors, 1) + " error events in the last " +
-              kilobytes(h.recent_bytes) + " (about " + rate +
-              " damaged bytes per byte); reads go in requests of " + std::to_string(h.chunk) +
-              " bytes\n");
+              fixed(h.recent_errors, 1) + " error events in the last " + kilobytes(h.recent_bytes) +
+              " (about " + rate + " damaged bytes per byte); reads go in requests of " +
+              std::to_string(h.chunk) + " bytes\n");
     const auto& s = h.session;
     const auto& l = h.link;
     out.write("  bad packets " + std::to_string(l.bad_packets) + ", RESENDs asked " +
               std::to_string(s.resends_sent) + " (" + std::to_string(s.nudges) +
-              " for lost replies), RESENDs from the target " +
-              std::to_string(s.resends_received) + ", retransmits " +
-              std::to_string(s.retransmits) + ", duplicates " + std::to_string(s.duplicates) +
-              ",\n  implausible packets " + std::to_string(s.implausible) + ", timeouts " +
-              std::to_string(s.timeouts) + ", garbage bytes " +
-              std::to_string(l.garbage_bytes) + ", dropped datagrams " +
-              std::to_string(l.dropped) + ", malformed stops " +
-              std::to_string(s.malformed_stops) + "\n");
+              " for lost replies), RESENDs from the target " + std::to_string(s.resends_received) +
+              ", retransmits " + std::to_string(s.retransmits) + ", duplicates " +
+              std::to_string(s.duplicates) + ",\n  implausible packets " +
+              std::to_string(s.implausible) + ", timeouts " + std::to_string(s.timeouts) +
+              ", garbage bytes " + std::to_string(l.garbage_bytes) + ", dropped datagrams " +
+              std::to_string(l.dropped) + ", malformed stops " + std::to_string(s.malformed_stops) +
+              ",\n  RESETs from the target " + std::to_string(s.target_resets) +
+              ", requests lost after their ACK " + std::to_string(s.lost_requests) + "\n");
     if (h.verified_reads != 0) {
-        out.write("Verified reads: " + std::to_string(h.verified_reads) + " (" +
-                  std::to_string(h.disagreements) +
-                  " reads disagreed and were read again); the last, " +
-                  std::to_string(h.last_bytes) + " bytes in " +
-                  std::to_string(h.last_requests) + " requests, cost " +
-                  fixed(h.last_slowdown, 1) + "x the wire time of one clean read\n");
+        out.write(
+            "Verified reads: " + std::to_string(h.verified_reads) + " (" +
+            std::to_string(h.disagreements) + " reads disagreed and were read again); the last, " +
+            std::to_string(h.last_bytes) + " bytes in " + std::to_string(h.last_requests) +
+            " requests, cost " + fixed(h.last_slowdown, 1) + "x the wire time of one clean read\n");
     }
 }
 
@@ -101,9 +99,9 @@ void note_verified_reads(engine::Debugger& dbg, Output& out) {
     out.write("Noisy link: " + kilobytes(static_cast<double>(s->bytes)) +
               " verified by reading twice, " + std::to_string(s->requests) + " requests, " +
               fixed(s->slowdown, 1) + "x the wire time of a clean read" +
-              (s->disagreements != 0
-                   ? " (" + std::to_string(s->disagreements) + " reads disagreed and were read again)"
-                   : std::string()) +
+              (s->disagreements != 0 ? " (" + std::to_string(s->disagreements) +
+                                           " reads disagreed and were read again)"
+                                     : std::string()) +
               "\n");
 }
 

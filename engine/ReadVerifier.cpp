@@ -28,6 +28,31 @@ std::string hex(uint64_t v) {
 
 } // namespace
 
+std::string ReadVerifier::error_summary() const {
+    // What made it noisy, as counted so far: every kind error_events() sums that happened.
+    const auto s = m_session.counters();
+    const auto l = m_session.link_stats();
+    const std::pair<uint64_t, const char*> kinds[] = {
+        {l.bad_packets, "bad packets"},
+        {s.resends_sent, "RESENDs asked"},
+        {s.resends_received, "RESENDs received"},
+        {s.retransmits, "retransmits"},
+        {s.duplicates, "duplicate packets"},
+        {s.implausible, "implausible packets"},
+        {s.target_resets, "RESETs from the target"},
+        {s.timeouts, "timeouts"},
+        {l.dropped, "datagrams lost"},
+        {l.garbage_bytes, "garbage bytes"},
+    };
+    std::string out;
+    for (const auto& [n, what] : kinds) {
+        if (n != 0) {
+            out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + what;
+        }
+    }
+    return out.empty() ? "errors seen" : out;
+}
+
 ReadVerifier::ReadVerifier(protocol::KdSession& session, Notice notice)
     : m_session(session), m_notice(std::move(notice)) {}
 
@@ -170,16 +195,9 @@ Result<ReadResult> ReadVerifier::read(const Fetch& fetch, uint64_t address, uint
     const bool verify = verifying();
     if (m_mode == VerifyMode::Auto || m_for_dump) {
         if (verify && !m_said_noisy && m_notice) {
-            const auto s = m_session.counters();
-            const auto l = m_session.link_stats();
-            m_notice("The link is noisy (" + std::to_string(l.bad_packets) + " bad packets, " +
-                     std::to_string(s.resends_sent) + " RESENDs asked, " +
-                     std::to_string(s.retransmits) + " retransmits, " +
-                     std::to_string(s.implausible) + " implausible packets, " +
-                     std::to_string(s.timeouts) + " timeouts, " +
-                     std::to_string(l.garbage_bytes) + " garbage bytes so far): memory is read "
-                     "twice and compared until two reads agree, about half as fast or slower "
-                     "(.kdverify off|on|auto)");
+            m_notice("The link is noisy (" + error_summary() +
+                     " so far): memory is read twice and compared until two reads agree, about "
+                     "half as fast or slower (.kdverify off|on|auto)");
         }
         m_said_noisy = verify;
     }
@@ -210,8 +228,7 @@ Result<ReadResult> ReadVerifier::read(const Fetch& fetch, uint64_t address, uint
         if (r->bytes.size() < n) {
             out.status = r->status;
             if (m_for_dump && r->status == kLinkFailedStatus) {
-                return make_error(Errc::Timeout, "memory at " +
-                                                     hex(address + out.bytes.size()) +
+                return make_error(Errc::Timeout, "memory at " + hex(address + out.bytes.size()) +
                                                      " could not be read consistently");
             }
             break;

@@ -27,8 +27,8 @@ enum class VerifyMode { Auto, On, Off };
 // What .kdverify shows about the link.
 struct LinkHealth {
     bool noisy = false;
-    double recent_errors = 0; // error events, decayed over the last ~256 KB of traffic
-    double recent_bytes = 0;  // bytes those were counted over
+    double recent_errors = 0;   // error events, decayed over the last ~256 KB of traffic
+    double recent_bytes = 0;    // bytes those were counted over
     double byte_error_rate = 0; // estimate: damaged bytes per byte on the wire
     uint32_t chunk = 0;         // the request size reads use now
     protocol::SessionCounters session;
@@ -52,7 +52,7 @@ struct VerifySummary {
 };
 
 class ReadVerifier {
-public:
+  public:
     // One request of at most max_transfer() bytes (ReadVirtual, ReadPhysical, control space).
     using Fetch = std::function<Result<protocol::ReadResult>(uint64_t address, uint32_t size)>;
     using Notice = std::function<void(std::string_view)>;
@@ -75,13 +75,15 @@ public:
     // verified (the counts start over either way).
     std::optional<VerifySummary> take_summary(uint64_t min_bytes);
 
-private:
+  private:
+    // "3 bad packets, 5 RESENDs asked, ..." (only the kinds that happened).
+    std::string error_summary() const;
     void update_health();
     uint32_t chunk_size();
     [[nodiscard]] Result<protocol::ReadResult> fetch_once(const Fetch& fetch, uint64_t address,
                                                           uint32_t size);
-    [[nodiscard]] Result<protocol::ReadResult> fetch_verified(const Fetch& fetch,
-                                                              uint64_t address, uint32_t size);
+    [[nodiscard]] Result<protocol::ReadResult> fetch_verified(const Fetch& fetch, uint64_t address,
+                                                              uint32_t size);
 
     protocol::KdSession& m_session;
     Notice m_notice;
@@ -94,7 +96,7 @@ private:
     double m_recent_errors = 0;
     bool m_said_noisy = false;
     LinkHealth m_last;
-    VerifySummary m_pending;      // verified reads not summarised yet
+    VerifySummary m_pending; // verified reads not summarised yet
     double m_pending_wire = 0;
     double m_pending_clean = 0;
     uint64_t m_read_requests = 0;      // requests made by the read under way

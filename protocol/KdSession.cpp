@@ -202,8 +202,8 @@ Millis KdSession::nudge_after() const {
         return m_opt.idle_nudge;
     }
     const double ms = 4 * m_response_ms + 20;
-    return std::clamp(Millis(static_cast<int64_t>(ms)), std::min(m_opt.nudge_floor, m_opt.idle_nudge),
-                      m_opt.idle_nudge);
+    return std::clamp(Millis(static_cast<int64_t>(ms)),
+                      std::min(m_opt.nudge_floor, m_opt.idle_nudge), m_opt.idle_nudge);
 }
 
 void KdSession::note_response_time(Clock::duration d) {
@@ -220,7 +220,8 @@ uint64_t KdSession::error_events() const {
     const auto& c = m_counters;
     const auto l = m_link->stats();
     return c.resends_sent + c.resends_received + c.retransmits + c.duplicates + c.implausible +
-           c.timeouts + l.bad_packets + l.dropped + l.garbage_bytes / 512;
+           c.timeouts + c.target_resets + c.lost_requests + l.bad_packets + l.dropped +
+           l.garbage_bytes / 512;
 }
 
 Result<void> KdSession::pump(Millis timeout) {
@@ -275,10 +276,10 @@ Result<void> KdSession::pump(Millis timeout) {
         switch (p.type) {
         case PACKET_TYPE_KD_ACKNOWLEDGE:
             if (m_outstanding) {
-                const bool match = m_link->id_scheme() == IdScheme::Kdcom
-                                       ? (p.id & ~SYNC_PACKET_ID) ==
-                                             (m_outstanding->id & ~SYNC_PACKET_ID)
-                                       : p.id == m_outstanding->id;
+                const bool match =
+                    m_link->id_scheme() == IdScheme::Kdcom
+                        ? (p.id & ~SYNC_PACKET_ID) == (m_outstanding->id & ~SYNC_PACKET_ID)
+                        : p.id == m_outstanding->id;
                 if (match) {
                     m_ack_seen = true;
                 } else {
@@ -293,7 +294,7 @@ Result<void> KdSession::pump(Millis timeout) {
                 return m_link->send(*m_outstanding);
             }
             return {};
-        case PACKET_TYPE_KD_RESET:
+        case PACKET_TYPE_KD_RESET: {
             reset_ids();
             m_reset_seen = true;
             m_synced = true;
@@ -301,21 +302,26 @@ Result<void> KdSession::pump(Millis timeout) {
                 m_awaiting_reset_reply = false;
                 return {};
             }
-            // The target reset on its own (reboot, resync): answer and say so. Types are outside
-            // the checksum: a RESET carrying one of our data ids may be a damaged ACK (4 -> 6),
-            // so only one with the SYNC bit (a freshly started target's) means a new target.
-            if (m_delegate) {
-                m_delegate->on_link_notice("the target reset the link (RESET)");
-                const uint32_t base = p.id & ~SYNC_PACKET_ID;
-                const bool ack_like = m_link->id_scheme() == IdScheme::Kdcom &&
-                                      (p.id & SYNC_PACKET_ID) == 0 &&
-                                      (base == INITIAL_PACKET_ID || base == (INITIAL_PACKET_ID | 1));
-                if (!ack_like) {
-                    m_delegate->on_target_reset();
-                }
+            // A RESET we did not ask for is not a new target (a reboot shows as the SYNC bit on
+            // a data packet, KDNET's as a new handshake): a target answers every RESET it
+            // receives with one, and a damaged packet of ours can read as a RESET (type 4 ->
+            // 6 is one bit, and types are outside the checksum). Its ids started over: ours
+            // follow. Answering it with a RESET of our own would start a RESET ping-pong that
+            // lasts as long as the session; so only when its ids are not known to have
+            // started over (no SYNC bit: maybe a damaged ACK of the target's, or KDNET, which
+            // keeps its own ids) do we RESET ourselves, and take its answer quietly.
+            ++m_counters.target_resets;
+            const bool fresh =
+                m_link->id_scheme() == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0;
+            spdlog::debug("session: RESET from the target (id {:#x}){}", p.id,
+                          fresh ? "" : ", answering it");
+            if (fresh) {
+                return {};
             }
+            m_awaiting_reset_reply = true;
             ++m_counters.resets;
             return send_control(PACKET_TYPE_KD_RESET, initial_host_id());
+        }
         default:
             spdlog::debug("session: unknown control packet type {}", p.type);
             return {};
@@ -335,9 +341,8 @@ bool KdSession::is_duplicate(const KdPacket& p) const {
             return true; // our ACK was lost
         }
         // After a RESET the target retransmits its pending packet under the SYNC id: the same
-        // packet we already accepted under its old id.
-        if (m_link->id_scheme() == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0 &&
-            m_reset_since_last_packet) {
+        // packet we already accepted under its old id (also when the RESET itself was lost).
+        if (m_link->id_scheme() == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0) {
             return true;
         }
     }
@@ -349,13 +354,33 @@ void KdSession::handle_data_packet(const KdPacket& p) {
     const uint32_t ack_id = scheme == IdScheme::Kdcom ? (p.id & ~SYNC_PACKET_ID) : p.id;
     if (is_duplicate(p)) {
         ++m_counters.duplicates;
+        if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0 &&
+            !m_reset_since_last_packet) {
+            m_resync_needed = true; // its ids started over: a RESET from it did not reach us
+        }
         if (scheme != IdScheme::Kd1394) {
             (void)send_control(PACKET_TYPE_KD_ACKNOWLEDGE, ack_id);
         }
         return;
     }
     if (auto why = implausible(p); !why.empty()) {
-        suspect(p, std::move(why));
+        suspect(p, std::move(why), false);
+        return;
+    }
+    // The SYNC bit says the target's ids started over (a reboot), but ids are outside the
+    // checksum: one flipped bit must not pass for a reboot. Such a packet is asked for again; a
+    // rebooted target sends it the same way each time.
+    const bool same_stop =
+        p.type == PACKET_TYPE_KD_STATE_CHANGE64 && m_current_stop && *m_current_stop == p.payload;
+    if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0 && !m_reset_since_last_packet &&
+        !same_stop) {
+        suspect(p, "packet id with the SYNC bit: did the target start over?", true);
+        return;
+    }
+    // A stopped target reports no other stop until we resume it: a different one is most
+    // likely a damaged copy of this one (two bit flips that cancel in the byte-sum checksum).
+    if (p.type == PACKET_TYPE_KD_STATE_CHANGE64 && m_current_stop && !same_stop) {
+        suspect(p, "a different stop while the target is stopped", true);
         return;
     }
     m_suspect.reset(); // a good packet: whatever we doubted was a damaged copy of something
@@ -393,8 +418,7 @@ std::string KdSession::implausible(const KdPacket& p) const {
         if (sc.NewState == DbgKdExceptionStateChange &&
             sc.u.Exception.ExceptionRecord.NumberParameters > 15) {
             return "exception record with " +
-                   std::to_string(sc.u.Exception.ExceptionRecord.NumberParameters) +
-                   " parameters";
+                   std::to_string(sc.u.Exception.ExceptionRecord.NumberParameters) + " parameters";
         }
         return {};
     }
@@ -444,13 +468,13 @@ std::string KdSession::implausible(const KdPacket& p) const {
     }
 }
 
-void KdSession::suspect(const KdPacket& p, std::string why) {
+void KdSession::suspect(const KdPacket& p, std::string why, bool plausible) {
     ++m_counters.implausible;
     if (m_suspect && m_suspect->packet.type == p.type && m_suspect->packet.id == p.id &&
         m_suspect->packet.payload == p.payload) {
         ++m_suspect->copies;
     } else {
-        m_suspect = Suspect{p, std::move(why), 1, 0, {}};
+        m_suspect = Suspect{p, std::move(why), 1, 0, {}, plausible};
     }
     m_suspect->since = Clock::now();
     spdlog::debug("session: {} (copy {}), asking for RESEND", m_suspect->why, m_suspect->copies);
@@ -482,6 +506,10 @@ void KdSession::accept_suspect() {
     Suspect s = std::move(*m_suspect);
     m_suspect.reset();
     const KdPacket& p = s.packet;
+    if (s.plausible) {
+        accept_packet(p); // only its header was in doubt: the target means it
+        return;
+    }
     if (p.type == PACKET_TYPE_KD_STATE_CHANGE64) {
         if (m_link->id_scheme() != IdScheme::Kd1394) {
             const uint32_t ack_id =
@@ -520,10 +548,13 @@ void KdSession::accept_packet(const KdPacket& p) {
         (void)send_control(PACKET_TYPE_KD_ACKNOWLEDGE, ack_id);
     }
     if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0 && !m_reset_since_last_packet) {
-        // Its ids started over although we did not reset them: the target rebooted (KDNET
-        // says so with a new handshake).
+        // Its ids started over although we did not see a RESET: agree on ids before our next
+        // request. A new packet means the target rebooted (KDNET says so with a new handshake);
+        // the stop we are in, sent again, means only that a RESET from it was lost.
         m_resync_needed = true;
-        if (m_delegate) {
+        const bool same_stop = p.type == PACKET_TYPE_KD_STATE_CHANGE64 && m_current_stop &&
+                               *m_current_stop == p.payload;
+        if (!same_stop && m_delegate) {
             m_delegate->on_link_notice("Target rebooted (its KDCOM packet ids started over)");
             m_delegate->on_target_reset();
         }
@@ -571,8 +602,8 @@ void KdSession::accept_packet(const KdPacket& p) {
 }
 
 void KdSession::deliver_state_change(const KdPacket& p, const std::string& malformed) {
-    const IdScheme scheme = m_link->id_scheme();
     if (m_current_stop && *m_current_stop == p.payload) {
+        ++m_stop_repeats;
         return; // the same stop, sent again after a RESET or a RESEND
     }
     StateChange change;
@@ -593,8 +624,8 @@ void KdSession::deliver_state_change(const KdPacket& p, const std::string& malfo
         if (c.Processor >= c.NumberProcessors) {
             c.Processor = 0;
         }
-        constexpr size_t kExceptionEnd = offsetof(DBGKD_ANY_WAIT_STATE_CHANGE, u.Exception) +
-                                         sizeof(DBGKM_EXCEPTION64);
+        constexpr size_t kExceptionEnd =
+            offsetof(DBGKD_ANY_WAIT_STATE_CHANGE, u.Exception) + sizeof(DBGKM_EXCEPTION64);
         if (c.NewState == DbgKdExceptionStateChange &&
             (have < kExceptionEnd || c.u.Exception.ExceptionRecord.NumberParameters > 15)) {
             c.NewState = 0; // no exception record to speak of: a stop of unknown kind
@@ -603,22 +634,16 @@ void KdSession::deliver_state_change(const KdPacket& p, const std::string& malfo
             char pc[32];
             std::snprintf(pc, sizeof pc, "%016llx",
                           static_cast<unsigned long long>(c.ProgramCounter));
-            m_delegate->on_link_notice(
-                "The target sent a malformed state change (" + malformed +
-                "); it is reported as a stop with what could be decoded" +
-                (have >= offsetof(DBGKD_ANY_WAIT_STATE_CHANGE, u) ? std::string(" (pc ") + pc + ")"
-                                                                  : std::string()));
+            m_delegate->on_link_notice("The target sent a malformed state change (" + malformed +
+                                       "); it is reported as a stop with what could be decoded" +
+                                       (have >= offsetof(DBGKD_ANY_WAIT_STATE_CHANGE, u)
+                                            ? std::string(" (pc ") + pc + ")"
+                                            : std::string()));
         }
     }
     m_current_stop = p.payload;
-    if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0) {
-        // A freshly initialised target (boot, reboot): its receive id is unknown to us.
-        // Agree on ids with a RESET before our next request.
-        m_resync_needed = true;
-        if (m_delegate) {
-            m_delegate->on_target_reset();
-        }
-    }
+    // (A SYNC id on it was dealt with by accept_packet: after a RESET it is expected, without
+    // one it is a rebooted target.)
     m_state_changes.push_back(std::move(change));
 }
 
@@ -689,10 +714,18 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
     }
     m_replies.clear();
     const size_t stops_before = m_state_changes.size();
-    if (auto r = send_data(PACKET_TYPE_KD_STATE_MANIPULATE, std::move(payload)); !r) {
+    if (auto r = send_data(PACKET_TYPE_KD_STATE_MANIPULATE, payload); !r) {
         return tl::unexpected(r.error());
     }
-    const auto deadline = Clock::now() + m_opt.reply_timeout;
+    // A stopped target that answers our RESEND with its stop again has no reply for us: our
+    // request was ACKed but then dropped (its type is outside the checksum: one flipped bit
+    // makes it a packet the target ACKs and ignores). Sent again at once rather than after
+    // reply_timeout, unless sending it twice would do something twice.
+    uint64_t repeats = m_stop_repeats;
+    int requests_left =
+        req.ApiNumber == DbgKdWriteBreakPointApi || req.ApiNumber == DbgKdWriteBreakPointExApi ? 0
+                                                                                               : 3;
+    auto deadline = Clock::now() + m_opt.reply_timeout;
     auto quiet_since = Clock::now();
     uint64_t seen = m_link->stats().bytes_in;
     for (;;) {
@@ -711,6 +744,19 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
         if (m_state_changes.size() > stops_before) {
             return make_error(Errc::Resync, "the target reported a new stop instead of replying");
         }
+        if (m_stop_repeats != repeats && requests_left > 0) {
+            --requests_left;
+            ++m_counters.lost_requests;
+            spdlog::debug("session: the target has no reply pending, sending {} again",
+                          manipulate_api_name(req.ApiNumber));
+            if (auto r = send_data(PACKET_TYPE_KD_STATE_MANIPULATE, payload); !r) {
+                return tl::unexpected(r.error());
+            }
+            repeats = m_stop_repeats;
+            deadline = Clock::now() + m_opt.reply_timeout;
+            quiet_since = Clock::now();
+            continue;
+        }
         auto r = pump(remaining(std::min(deadline, quiet_since + nudge_after())));
         if (!r && r.error().code != Errc::Timeout) {
             return tl::unexpected(r.error());
@@ -727,8 +773,7 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
         if (const uint64_t in = m_link->stats().bytes_in; in != seen) {
             seen = in;
             quiet_since = now;
-        } else if (now - quiet_since >= nudge_after() &&
-                   m_link->id_scheme() != IdScheme::Kd1394) {
+        } else if (now - quiet_since >= nudge_after() && m_link->id_scheme() != IdScheme::Kd1394) {
             // Our request was ACKed but its reply is lost (or stuck half-way): ask again
             // instead of waiting for the target's own retransmission.
             ++m_counters.nudges;

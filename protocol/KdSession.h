@@ -19,7 +19,7 @@ using transport::Millis;
 
 // Asynchronous target events reach the layer above through this one delegate.
 class SessionDelegate {
-public:
+  public:
     virtual ~SessionDelegate() = default;
     // DbgPrint text from the target, as it arrives.
     virtual void on_debug_print(std::string_view text) = 0;
@@ -66,6 +66,8 @@ struct SessionCounters {
     uint64_t retransmits = 0;      // our packets sent again after a timeout
     uint64_t duplicates = 0;       // target packets seen twice (our ACK was lost)
     uint64_t resets = 0;
+    uint64_t target_resets = 0; // RESETs the target sent that we had not asked for
+    uint64_t lost_requests = 0; // requests ACKed but never answered, sent again
     uint64_t stale_replies = 0;
     uint64_t file_io_answered = 0;
     uint64_t nudges = 0;          // RESENDs sent because a reply did not come (in resends_sent)
@@ -75,7 +77,7 @@ struct SessionCounters {
 };
 
 class KdSession {
-public:
+  public:
     KdSession(std::unique_ptr<transport::PacketLink> link, SessionDelegate* delegate,
               SessionOptions options = {});
 
@@ -112,11 +114,13 @@ public:
     // garbage (one per 512 bytes: a packet cut short is thrown away whole).
     uint64_t error_events() const;
     transport::LinkStats link_stats() const { return m_link->stats(); }
-    uint32_t max_transfer() const { return m_link->max_payload() - sizeof(DBGKD_MANIPULATE_STATE64); }
+    uint32_t max_transfer() const {
+        return m_link->max_payload() - sizeof(DBGKD_MANIPULATE_STATE64);
+    }
     std::string describe_link() const { return m_link->describe(); }
     transport::IdScheme id_scheme() const { return m_link->id_scheme(); }
 
-private:
+  private:
     enum class SendOutcome { Acked, Reset };
     [[nodiscard]] Result<void> send_data(uint16_t type, std::vector<uint8_t> payload);
     [[nodiscard]] Result<void> send_control(uint16_t type, uint32_t id);
@@ -136,7 +140,8 @@ private:
     void deliver_state_change(const transport::KdPacket& p, const std::string& malformed);
     // A packet that failed the checks: asked for again; taken as it is once the target keeps
     // sending the same bytes or stops answering RESEND.
-    void suspect(const transport::KdPacket& p, std::string why);
+    // `plausible`: its contents hold together, only its header is in doubt.
+    void suspect(const transport::KdPacket& p, std::string why, bool plausible);
     void accept_suspect();
     void tend_suspect();
     // How long a quiet line is waited for before acting (see SessionOptions::idle_nudge).
@@ -168,6 +173,8 @@ private:
 
     // The stop we are in (to absorb the re-sent state change that follows a RESET).
     std::optional<std::vector<uint8_t>> m_current_stop;
+    uint64_t m_stop_repeats = 0; // copies of the current stop received
+
     std::deque<StateChange> m_state_changes;
     std::deque<ManipulateReply> m_replies;
     // Answers (DbgPrompt, FILE_IO) that must wait until the current send completes.
@@ -180,6 +187,7 @@ private:
         int copies = 0;
         int nudges = 0;
         std::chrono::steady_clock::time_point since{};
+        bool plausible = false;
     };
     std::optional<Suspect> m_suspect;
     // The target's recent slowest answer to a packet of ours (ms, decaying); < 0: none yet.

@@ -92,8 +92,8 @@ struct Fixture {
     explicit Fixture(SessionOptions opt = fast_options()) {
         int sv[2];
         REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
-        session = std::make_unique<KdSession>(make_kdcom_link(make_fd_stream(sv[0], "host")),
-                                              &rec, opt);
+        session =
+            std::make_unique<KdSession>(make_kdcom_link(make_fd_stream(sv[0], "host")), &rec, opt);
         client = std::make_unique<KdClient>(*session);
         target.stream = make_fd_stream(sv[1], "target");
     }
@@ -171,7 +171,8 @@ TEST_CASE("RESEND from the target: the same packet again, same id") {
     CHECK(again.id == first.id);
     CHECK(again.payload == first.payload);
     f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, again.id);
-    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID, version_reply(as_manip(again)));
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID,
+                  version_reply(as_manip(again)));
     f.target.expect_ack(INITIAL_PACKET_ID);
     REQUIRE(fut.get());
     CHECK(f.session->counters().resends_received == 1);
@@ -184,7 +185,8 @@ TEST_CASE("no ACK: the host retransmits after its timeout") {
     auto again = f.target.expect_data(PACKET_TYPE_KD_STATE_MANIPULATE); // after ~300 ms
     CHECK(again.id == first.id);
     f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, again.id);
-    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID, version_reply(as_manip(again)));
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID,
+                  version_reply(as_manip(again)));
     f.target.expect_ack(INITIAL_PACKET_ID);
     REQUIRE(fut.get());
     CHECK(f.session->counters().retransmits >= 1);
@@ -239,7 +241,7 @@ TEST_CASE("damaged reply: the host asks RESEND and takes the good copy") {
     p.id = INITIAL_PACKET_ID;
     p.payload = version_reply(as_manip(req));
     auto bytes = kdcom_encode(p);
-    bytes[20] ^= 0x40; // corrupt a payload byte
+    bytes[20] ^= 0x40;                // corrupt a payload byte
     f.target.raw({0x00, 0x13, 0x37}); // line noise too
     f.target.raw(bytes);
     auto resend = f.target.next();
@@ -273,8 +275,8 @@ TEST_CASE("DbgPrint and FILE_IO arriving mid-request are handled and answered") 
     CHECK(f.rec.printed == text);
 
     // A CreateFile while waiting for a stop: answered with STATUS_NO_SUCH_FILE.
-    auto waiter = std::async(std::launch::async,
-                             [&] { return f.session->wait_state_change(Millis(3000)); });
+    auto waiter =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(3000)); });
     DBGKD_FILE_IO fio = kd_zero<DBGKD_FILE_IO>();
     fio.ApiNumber = DbgKdCreateFileApi;
     std::vector<uint8_t> fp;
@@ -305,7 +307,8 @@ TEST_CASE("DbgPrint and FILE_IO arriving mid-request are handled and answered") 
 
 TEST_CASE("read_virtual splits at 3944 bytes and reports a partial read exactly") {
     Fixture f;
-    auto fut = std::async(std::launch::async, [&] { return f.client->read_virtual(0x10000, 10000); });
+    auto fut =
+        std::async(std::launch::async, [&] { return f.client->read_virtual(0x10000, 10000); });
     uint32_t tid = INITIAL_PACKET_ID;
     std::vector<uint32_t> sizes;
     for (int i = 0; i < 3; ++i) {
@@ -352,7 +355,7 @@ TEST_CASE("a stale reply for another address is not taken for ours") {
     CHECK(f.session->counters().stale_replies == 1);
 }
 
-TEST_CASE("RESET: host repeats RESET until answered; a target RESET is answered once") {
+TEST_CASE("RESET: host repeats RESET until answered; a target RESET is never a ping-pong") {
     Fixture f;
     auto fut = std::async(std::launch::async, [&] { return f.session->reset(Millis(3000)); });
     auto r1 = f.target.next();
@@ -360,7 +363,7 @@ TEST_CASE("RESET: host repeats RESET until answered; a target RESET is answered 
     CHECK(r1.packet.type == PACKET_TYPE_KD_RESET);
     auto r2 = f.target.next(); // repeated after reset_interval
     CHECK(r2.packet.type == PACKET_TYPE_KD_RESET);
-    f.target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID);
+    f.target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | SYNC_PACKET_ID);
     REQUIRE(fut.get());
     CHECK(f.session->synchronized());
     // No bounce: nothing more for the answered RESET... (drain further repeats if any raced)
@@ -368,15 +371,32 @@ TEST_CASE("RESET: host repeats RESET until answered; a target RESET is answered 
         auto e = f.target.next();
         CHECK(e.packet.type == PACKET_TYPE_KD_RESET);
     }
-    // A RESET the target starts gets exactly one RESET back and a notice.
-    auto waiter = std::async(std::launch::async,
-                             [&] { return f.session->wait_state_change(Millis(800)); });
-    f.target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID);
-    auto back = f.target.next();
-    CHECK(back.packet.type == PACKET_TYPE_KD_RESET);
-    auto w = waiter.get();
-    CHECK(!w);
-    CHECK(!f.rec.notices.empty());
+    // A target answers every RESET with one: a RESET of its own (ids started over, SYNC bit)
+    // is followed, not answered, or the two sides would RESET each other for ever.
+    auto waiter =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(800)); });
+    f.target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | SYNC_PACKET_ID);
+    CHECK(f.target.silent_for(Millis(500)));
+    CHECK(!waiter.get());
+    CHECK(f.session->counters().target_resets == 1);
+    // Our ids started over with it: the next request goes out with the initial id.
+    auto req = std::async(std::launch::async, [&] {
+        auto m = kd_zero<DBGKD_MANIPULATE_STATE64>();
+        m.ApiNumber = DbgKdGetVersionApi;
+        return f.session->request(m);
+    });
+    auto e = f.target.next();
+    REQUIRE(e.kind == LinkEventKind::Packet);
+    CHECK(e.packet.type == PACKET_TYPE_KD_STATE_MANIPULATE);
+    CHECK(e.packet.id == INITIAL_PACKET_ID);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, INITIAL_PACKET_ID);
+    auto reply = kd_zero<DBGKD_MANIPULATE_STATE64>();
+    reply.ApiNumber = DbgKdGetVersionApi;
+    std::vector<uint8_t> bytes;
+    kd_append(bytes, reply);
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID | SYNC_PACKET_ID, bytes);
+    CHECK(req.get());
+    f.target.expect_ack(INITIAL_PACKET_ID);
 }
 
 // ---- issue 13: noisy links and malformed packets -----------------------------------------
@@ -412,8 +432,8 @@ size_t count_resends(ScriptedTarget& t, Millis quiet) {
 TEST_CASE("a truncated state change (good checksum) is asked for again, then reported as a stop") {
     Fixture f;
     auto t0 = std::chrono::steady_clock::now();
-    auto waiter = std::async(std::launch::async,
-                             [&] { return f.session->wait_state_change(Millis(10000)); });
+    auto waiter =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(10000)); });
     auto payload = break_state_change(0xfffff80000601234);
     payload.resize(0x40); // cut inside the exception record; the checksum covers what is left
     for (int copy = 0; copy < 3; ++copy) {
@@ -439,8 +459,8 @@ TEST_CASE("a truncated state change (good checksum) is asked for again, then rep
 TEST_CASE("an unknown NewState from a target that does not resend ends the wait too") {
     Fixture f;
     auto t0 = std::chrono::steady_clock::now();
-    auto waiter = std::async(std::launch::async,
-                             [&] { return f.session->wait_state_change(Millis(10000)); });
+    auto waiter =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(10000)); });
     auto payload = break_state_change(0xfffff80000605678);
     payload[0] = 0x99; // NewState 0x3099
     f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID, payload);
@@ -547,14 +567,118 @@ TEST_CASE("an ACK whose type became RESET (4 -> 6) is not taken for a target res
         std::async(std::launch::async, [&] { return session.wait_state_change(Millis(600)); });
     target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | 1); // an ACK's id
     auto back = target.next();
-    CHECK(back.packet.type == PACKET_TYPE_KD_RESET); // ids agreed again all the same
+    CHECK(back.packet.type == PACKET_TYPE_KD_RESET); // the target's ids are unknown: agree again
+    // Its answer (SYNC id, as a target answers our RESET) ends it: no RESET back.
+    target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | SYNC_PACKET_ID);
+    CHECK(target.silent_for(Millis(400)));
     CHECK(!waiter.get());
-    CHECK(rec.resets == 0);
-    // A freshly started target's RESET (SYNC id) is one.
+    // A RESET is never a new target: breakpoints and symbols stay (a reboot shows as the SYNC
+    // bit on its data packets).
     auto waiter2 =
         std::async(std::launch::async, [&] { return session.wait_state_change(Millis(600)); });
     target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | SYNC_PACKET_ID);
-    CHECK(target.next().packet.type == PACKET_TYPE_KD_RESET);
+    CHECK(target.silent_for(Millis(400)));
     CHECK(!waiter2.get());
+    CHECK(rec.resets == 0);
+    CHECK(rec.notices.empty());
+}
+
+TEST_CASE("a flipped SYNC bit is not a reboot; a target that means it is one") {
+    struct ResetRecorder : Recorder {
+        int resets = 0;
+        void on_target_reset() override { ++resets; }
+    } rec;
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0);
+    KdSession session(make_kdcom_link(make_fd_stream(sv[0], "host")), &rec,
+                      Fixture::fast_options());
+    ScriptedTarget target;
+    target.stream = make_fd_stream(sv[1], "target");
+    auto print = [](const std::string& text) {
+        auto io = kd_zero<DBGKD_DEBUG_IO>();
+        io.ApiNumber = DbgKdPrintStringApi;
+        io.u.PrintString.LengthOfString = static_cast<uint32_t>(text.size());
+        std::vector<uint8_t> out;
+        kd_append(out, io);
+        out.insert(out.end(), text.begin(), text.end());
+        return out;
+    };
+    // The session is under way: a first packet taken (the SYNC bit is expected then).
+    auto w1 =
+        std::async(std::launch::async, [&] { return session.wait_state_change(Millis(400)); });
+    target.send(PACKET_TYPE_KD_DEBUG_IO, INITIAL_PACKET_ID | SYNC_PACKET_ID, print("one\n"));
+    target.expect_ack(INITIAL_PACKET_ID);
+    CHECK(!w1.get());
+    // The next packet's id with the SYNC bit flipped on the line: asked for again, and the
+    // good copy is taken; no reboot.
+    auto w2 =
+        std::async(std::launch::async, [&] { return session.wait_state_change(Millis(800)); });
+    target.send(PACKET_TYPE_KD_DEBUG_IO, (INITIAL_PACKET_ID | 1) | SYNC_PACKET_ID, print("two\n"));
+    auto e = target.next();
+    REQUIRE(e.kind == LinkEventKind::Packet);
+    CHECK(e.packet.type == PACKET_TYPE_KD_RESEND);
+    target.send(PACKET_TYPE_KD_DEBUG_IO, INITIAL_PACKET_ID | 1, print("two\n"));
+    target.expect_ack(INITIAL_PACKET_ID | 1);
+    CHECK(!w2.get());
+    CHECK(rec.resets == 0);
+    CHECK(rec.printed == "one\ntwo\n");
+    // A rebooted target sends its first packet with the SYNC bit every time it is asked.
+    auto w3 =
+        std::async(std::launch::async, [&] { return session.wait_state_change(Millis(1500)); });
+    for (int copy = 0; copy < 3; ++copy) {
+        target.send(PACKET_TYPE_KD_DEBUG_IO, INITIAL_PACKET_ID | SYNC_PACKET_ID, print("boot\n"));
+        if (copy < 2) {
+            auto r = target.next();
+            REQUIRE(r.kind == LinkEventKind::Packet);
+            CHECK(r.packet.type == PACKET_TYPE_KD_RESEND);
+        }
+    }
+    target.expect_ack(INITIAL_PACKET_ID);
+    CHECK(!w3.get());
     CHECK(rec.resets == 1);
+    CHECK(rec.printed == "one\ntwo\nboot\n");
+    REQUIRE(!rec.notices.empty());
+    CHECK(rec.notices.back().find("Target rebooted") != std::string::npos);
+}
+
+TEST_CASE("a request ACKed and then dropped by the target is sent again at once") {
+    Fixture f;
+    // Stopped: the session has taken a stop.
+    auto w =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(2000)); });
+    const auto stop = break_state_change(0xfffff80000601000);
+    f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID | SYNC_PACKET_ID, stop);
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    REQUIRE(w.get());
+    auto t0 = std::chrono::steady_clock::now();
+    auto req = std::async(std::launch::async, [&] {
+        auto m = kd_zero<DBGKD_MANIPULATE_STATE64>();
+        m.ApiNumber = DbgKdGetVersionApi;
+        return f.session->request(m);
+    });
+    auto first = f.target.next();
+    REQUIRE(first.kind == LinkEventKind::Packet);
+    CHECK(first.packet.type == PACKET_TYPE_KD_STATE_MANIPULATE);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, first.packet.id); // ACKed, then lost (its type)
+    // The host asks for the reply; the target has none and sends its stop again.
+    auto nudge = f.target.next();
+    REQUIRE(nudge.kind == LinkEventKind::Packet);
+    CHECK(nudge.packet.type == PACKET_TYPE_KD_RESEND);
+    f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID | 1, stop);
+    f.target.expect_ack(INITIAL_PACKET_ID | 1);
+    auto again = f.target.next();
+    REQUIRE(again.kind == LinkEventKind::Packet);
+    CHECK(again.packet.type == PACKET_TYPE_KD_STATE_MANIPULATE);
+    CHECK(again.packet.payload == first.packet.payload);
+    CHECK(again.packet.id != first.packet.id);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, again.packet.id);
+    auto reply = kd_zero<DBGKD_MANIPULATE_STATE64>();
+    reply.ApiNumber = DbgKdGetVersionApi;
+    std::vector<uint8_t> bytes;
+    kd_append(bytes, reply);
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID, bytes);
+    auto r = req.get();
+    CHECK(r);
+    CHECK(std::chrono::steady_clock::now() - t0 < Millis(1500)); // before reply_timeout
+    CHECK(f.session->counters().lost_requests == 1);
 }
