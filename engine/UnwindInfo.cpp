@@ -24,23 +24,14 @@ std::optional<std::pair<uint32_t, uint32_t>> exception_directory(uint64_t base,
     if (!mem.read) {
         return std::nullopt;
     }
+    // Only e_lfanew and the directory entry are trusted (as the loader does for an image it
+    // mapped); both bounded.
     auto hdr = mem.read(base, 0x40);
-    if (hdr.size() < 0x40 || hdr[0] != 'M' || hdr[1] != 'Z') {
-        return std::nullopt;
-    }
     auto lfanew = get<uint32_t>(hdr, 0x3C);
     if (!lfanew || *lfanew > 0x10000) {
         return std::nullopt;
     }
     auto nt = mem.read(base + *lfanew, 24 + 0x70 + 16 * 8);
-    if (nt.size() < 24 + 0x70 + 4 * 8 || std::memcmp(nt.data(), "PE\0\0", 4) != 0 ||
-        get<uint16_t>(nt, 24) != uint16_t{0x20B}) {
-        return std::nullopt; // PE32+ only: x64 unwind data
-    }
-    auto count = get<uint32_t>(nt, 24 + 0x6C);
-    if (!count || *count <= 3) {
-        return std::nullopt;
-    }
     auto rva = get<uint32_t>(nt, 24 + 0x70 + 3 * 8);
     auto size = get<uint32_t>(nt, 24 + 0x70 + 3 * 8 + 4);
     if (!rva || !size || *rva == 0 || *size < 12 || *size > kMaxTable) {
