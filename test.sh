@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test through ctest. Non-zero on any failure.
 #
-# Then, where clang++-14 is (setup.sh installs it), a second build with libFuzzer (build-fuzz)
-# runs each fuzz target for a few seconds (KDCART_FUZZ_SECONDS, default 5) from the seeds in
-# tests/fuzz/corpus. With CI=true (.ci/run), a third build with ASan and UBSan (build-asan) runs
-# the unit tests (ctest label `unit`: everything but test_e2e_*).
+# With KDCART_FUZZ_RUNS=1, a second build with libFuzzer and clang-14 (build-fuzz) runs each fuzz
+# target for a few seconds (KDCART_FUZZ_SECONDS, default 5) from the seeds in tests/fuzz/corpus.
+# With KDCART_ASAN=1, a third build with ASan and UBSan (build-asan) runs the unit tests (ctest
+# label `unit`: everything but test_e2e_*). CI (.ci/run) does not turn these on yet: their time
+# on the 2-core CI machine has not been measured against the 30-minute budget.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./setup.sh
 JOBS="${JOBS:-2}"
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure --timeout 600)
 
-if command -v clang++-14 >/dev/null 2>&1; then
+if [ "${KDCART_FUZZ_RUNS:-}" = "1" ] && command -v clang++-14 >/dev/null 2>&1; then
   FUZZ_DIR="${FUZZ_BUILD_DIR:-build-fuzz}"
   cmake -S . -B "$FUZZ_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang-14 \
     -DCMAKE_CXX_COMPILER=clang++-14 -DKDCART_FUZZ=ON \
@@ -20,7 +21,7 @@ if command -v clang++-14 >/dev/null 2>&1; then
   (cd "$FUZZ_DIR" && ctest --output-on-failure -L fuzz)
 fi
 
-if [ "${CI:-}" = "true" ]; then
+if [ "${KDCART_ASAN:-}" = "1" ]; then
   ASAN_DIR="${ASAN_BUILD_DIR:-build-asan}"
   cmake -S . -B "$ASAN_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKDCART_SANITIZE=ON \
     >/dev/null

@@ -60,13 +60,9 @@ void ReadVerifier::update_health() {
     const auto st = m_session.link_stats();
     const uint64_t bytes = st.bytes_in + st.bytes_out;
     const uint64_t errors = m_session.error_events();
-    if (!m_started) {
-        // What happened before the first read (connecting, a target booting) is not the line.
-        m_started = true;
-        m_seen_bytes = bytes;
-        m_seen_errors = errors;
-        return;
-    }
+    // Errors from before the first read count too: a session whose first read is its big one
+    // must not read it unverified on a line that already showed damage while connecting.
+    m_started = true;
     m_recent_bytes += static_cast<double>(bytes - m_seen_bytes);
     m_recent_errors += static_cast<double>(errors - m_seen_errors);
     m_seen_bytes = bytes;
@@ -192,7 +188,7 @@ Result<ReadResult> ReadVerifier::fetch_verified(const Fetch& fetch, uint64_t add
 
 Result<ReadResult> ReadVerifier::read(const Fetch& fetch, uint64_t address, uint32_t size,
                                       bool split) {
-    const bool verify = verifying();
+    bool verify = verifying();
     if (m_mode == VerifyMode::Auto || m_for_dump) {
         if (verify && !m_said_noisy && m_notice) {
             m_notice("The link is noisy (" + error_summary() +
@@ -210,8 +206,22 @@ Result<ReadResult> ReadVerifier::read(const Fetch& fetch, uint64_t address, uint
     while (out.bytes.size() < size) {
         const uint32_t done = static_cast<uint32_t>(out.bytes.size());
         const uint32_t n = std::min(chunk, size - done);
+        // The line's health is judged again for every chunk: a read that starts on a clean line
+        // is verified from the first chunk during which the line shows errors (that chunk is
+        // read again, verified), so a long read never runs on unverified.
+        const bool may_verify = m_mode != VerifyMode::Off || m_for_dump;
+        if (!verify && may_verify && done != 0) {
+            verify = verifying();
+        }
+        const uint64_t errors_before = m_session.error_events();
         auto r = verify ? fetch_verified(fetch, address + done, n)
                         : fetch_once(fetch, address + done, n);
+        if (!verify && may_verify && r && m_session.error_events() != errors_before) {
+            verify = verifying();
+            if (verify) {
+                r = fetch_verified(fetch, address + done, n);
+            }
+        }
         if (!r) {
             if (done == 0 || m_for_dump || r.error().code != Errc::Timeout) {
                 return r;
