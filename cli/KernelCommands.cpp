@@ -20,26 +20,6 @@ namespace kdcart::cli {
 
 namespace {
 
-// Splits arguments at blanks (no quoting: these commands take numbers and words).
-std::vector<std::string> split_words(std::string_view s) {
-    std::vector<std::string> out;
-    size_t i = 0;
-    while (i < s.size()) {
-        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) {
-            ++i;
-        }
-        size_t j = i;
-        while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j]))) {
-            ++j;
-        }
-        if (j > i) {
-            out.emplace_back(s.substr(i, j - i));
-        }
-        i = j;
-    }
-    return out;
-}
-
 class KernelCommands {
   public:
     KernelCommands(engine::Debugger& dbg, Output& out) : m_dbg(dbg), m_out(out) {}

@@ -22,25 +22,6 @@ namespace kdcart::cli {
 
 namespace {
 
-std::vector<std::string> words_of(std::string_view s) {
-    std::vector<std::string> out;
-    size_t i = 0;
-    while (i < s.size()) {
-        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) {
-            ++i;
-        }
-        size_t j = i;
-        while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j]))) {
-            ++j;
-        }
-        if (j > i) {
-            out.emplace_back(s.substr(i, j - i));
-        }
-        i = j;
-    }
-    return out;
-}
-
 std::string hexs(uint64_t v) {
     char buf[24];
     std::snprintf(buf, sizeof buf, "%" PRIx64, v);
@@ -209,7 +190,7 @@ class ProcessCommands {
     }
 
     void process(std::string_view args) {
-        auto words = words_of(args);
+        auto words = split_words(args);
         std::optional<uint64_t> which;
         uint64_t flags = 3;
         std::string image;
@@ -346,7 +327,7 @@ class ProcessCommands {
     // ---- !thread ----------------------------------------------------------------------
 
     void thread(std::string_view args) {
-        auto words = words_of(args);
+        auto words = split_words(args);
         std::optional<uint64_t> addr;
         uint64_t flags = 6;
         if (!words.empty() && words[0] != "-1") {
@@ -466,7 +447,7 @@ class ProcessCommands {
     // ---- !peb ---------------------------------------------------------------------------
 
     void peb(std::string_view args) {
-        auto words = words_of(args);
+        auto words = split_words(args);
         auto proc = current_process();
         if (!proc) {
             return;
@@ -500,7 +481,7 @@ class ProcessCommands {
 
     void dot_process(std::string_view args) {
         bool translate = false, reload_user = false;
-        auto words = words_of(args);
+        auto words = split_words(args);
         std::vector<std::string> rest;
         for (const auto& w : words) {
             const std::string lw = lower(w);
@@ -558,7 +539,7 @@ class ProcessCommands {
     }
 
     void dot_thread(std::string_view args) {
-        auto words = words_of(args);
+        auto words = split_words(args);
         auto& scope = m_dbg.scope();
         std::vector<std::string> rest;
         for (const auto& w : words) {
@@ -596,7 +577,7 @@ class ProcessCommands {
     }
 
     void cxr(std::string_view args) {
-        auto words = words_of(args);
+        auto words = split_words(args);
         auto& scope = m_dbg.scope();
         if (words.empty()) {
             scope.reset_context();
@@ -624,7 +605,7 @@ class ProcessCommands {
     }
 
     void trap(std::string_view args) {
-        auto words = words_of(args);
+        auto words = split_words(args);
         auto& scope = m_dbg.scope();
         if (words.empty()) {
             scope.reset_context();

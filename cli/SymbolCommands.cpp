@@ -34,25 +34,6 @@ std::string hex_upper(uint64_t v, int width) {
     return buf;
 }
 
-std::vector<std::string> tokens(std::string_view s) {
-    std::vector<std::string> out;
-    std::string cur;
-    for (char c : s) {
-        if (std::isspace(static_cast<unsigned char>(c))) {
-            if (!cur.empty()) {
-                out.push_back(cur);
-                cur.clear();
-            }
-        } else {
-            cur.push_back(c);
-        }
-    }
-    if (!cur.empty()) {
-        out.push_back(cur);
-    }
-    return out;
-}
-
 bool is_kernel_address(uint64_t a) {
     return (a >> 63) != 0;
 }
@@ -121,7 +102,7 @@ void dots(std::string& s, size_t n) {
 void cmd_reload(engine::Debugger& dbg, Output& out, std::string_view args) {
     bool force = false, unload = false;
     std::string module;
-    for (const auto& t : tokens(args)) {
+    for (const auto& t : split_words(args)) {
         if (t[0] == '/' || t[0] == '-') {
             for (char c : t.substr(1)) {
                 force = force || c == 'f' || c == 'F';
@@ -190,7 +171,7 @@ void cmd_bang_sym(engine::Debugger& dbg, Output& out, std::string_view args) {
 void cmd_x(engine::Debugger& dbg, Output& out, std::string_view args) {
     bool verbose = false;
     std::string spec;
-    for (const auto& t : tokens(args)) {
+    for (const auto& t : split_words(args)) {
         if (t == "/v" || t == "-v") {
             verbose = true;
         } else if (t[0] == '/') {
@@ -296,7 +277,7 @@ void cmd_lm(engine::Debugger& dbg, Output& out, std::string_view word, std::stri
         kernel_only = kernel_only || c == 'k';
         user_only = user_only || c == 'u';
     }
-    auto t = tokens(args);
+    auto t = split_words(args);
     for (size_t i = 0; i < t.size(); ++i) {
         const std::string w = lower(t[i]);
         if (w == "m" && i + 1 < t.size()) {

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace kdcart::cli {
 
@@ -22,6 +23,26 @@ inline std::string lower(std::string_view s) {
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
     return r;
+}
+
+// Splits at blanks (no quoting): for commands that take numbers and words.
+inline std::vector<std::string> split_words(std::string_view s) {
+    std::vector<std::string> out;
+    size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) {
+            ++i;
+        }
+        size_t j = i;
+        while (j < s.size() && !std::isspace(static_cast<unsigned char>(s[j]))) {
+            ++j;
+        }
+        if (j > i) {
+            out.emplace_back(s.substr(i, j - i));
+        }
+        i = j;
+    }
+    return out;
 }
 
 } // namespace kdcart::cli
