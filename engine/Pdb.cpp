@@ -33,6 +33,21 @@ using namespace llvm::codeview;
 using llvm::consumeError;
 using namespace llvm::pdb;
 
+namespace {
+
+// A symbol record decoded as T, or nothing when it is malformed (its error is dropped: a bad
+// record is skipped and the rest of the stream is still read).
+template <class T> std::optional<T> decode(const CVSymbol& sym) {
+    auto r = SymbolDeserializer::deserializeAs<T>(sym);
+    if (!r) {
+        consumeError(r.takeError());
+        return std::nullopt;
+    }
+    return std::move(*r);
+}
+
+} // namespace
+
 std::string llvm_error_text(llvm::Error e) {
     std::string text;
     llvm::handleAllErrors(std::move(e), [&](const llvm::ErrorInfoBase& info) {
@@ -78,8 +93,8 @@ Result<std::unique_ptr<PdbFile::Impl>> open_stream(std::unique_ptr<llvm::MemoryB
     }
     std::memcpy(copy->getBufferStart(), buffer->getBufferStart(), buffer->getBufferSize());
     buffer.reset();
-    if (auto ok = check_msf(reinterpret_cast<uint8_t*>(copy->getBufferStart()),
-                            copy->getBufferSize());
+    if (auto ok =
+            check_msf(reinterpret_cast<uint8_t*>(copy->getBufferStart()), copy->getBufferSize());
         !ok) {
         return make_error(Errc::Malformed, path + ": " + ok.error().message);
     }
@@ -300,10 +315,8 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
                 const CVSymbol& sym = *it;
                 const SymbolKind k = sym.kind();
                 if (depth == 0 && is_proc(k)) {
-                    auto p = SymbolDeserializer::deserializeAs<ProcSym>(sym);
-                    if (!p) {
-                        consumeError(p.takeError());
-                    } else if (auto rva = to_rva(p->Segment, p->CodeOffset)) {
+                    auto p = decode<ProcSym>(sym);
+                    if (auto rva = p ? to_rva(p->Segment, p->CodeOffset) : std::nullopt) {
                         PdbSymbol s;
                         s.name = p->Name.str();
                         s.rva = *rva;
@@ -316,10 +329,9 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
                         any_private = true;
                     }
                 } else if (depth == 0 && k == S_THUNK32) {
-                    auto t = SymbolDeserializer::deserializeAs<Thunk32Sym>(sym);
-                    if (!t) {
-                        consumeError(t.takeError());
-                    } else if (auto rva = to_rva(t->Segment, t->Offset); rva && !t->Name.empty()) {
+                    auto t = decode<Thunk32Sym>(sym);
+                    if (auto rva = t ? to_rva(t->Segment, t->Offset) : std::nullopt;
+                        rva && !t->Name.empty()) {
                         PdbSymbol s;
                         s.name = t->Name.str();
                         s.rva = *rva;
@@ -329,11 +341,9 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
                         out.push_back(std::move(s));
                     }
                 } else if (depth == 0 && (k == S_GDATA32 || k == S_LDATA32)) {
-                    auto d = SymbolDeserializer::deserializeAs<DataSym>(sym);
-                    if (!d) {
-                        consumeError(d.takeError());
-                    } else if (auto rva = to_rva(d->Segment, d->DataOffset);
-                               rva && !d->Name.empty()) {
+                    auto d = decode<DataSym>(sym);
+                    if (auto rva = d ? to_rva(d->Segment, d->DataOffset) : std::nullopt;
+                        rva && !d->Name.empty()) {
                         PdbSymbol s;
                         s.name = d->Name.str();
                         s.rva = *rva;
@@ -363,9 +373,8 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
             for (const CVSymbol& sym : records->getSymbols(&had_error)) {
                 const SymbolKind k = sym.kind();
                 if (k == S_PUB32) {
-                    auto p = SymbolDeserializer::deserializeAs<PublicSym32>(sym);
+                    auto p = decode<PublicSym32>(sym);
                     if (!p) {
-                        consumeError(p.takeError());
                         continue;
                     }
                     auto rva = to_rva(p->Segment, p->Offset);
@@ -384,9 +393,8 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
                     s.kind = code ? PdbSymbol::Kind::PublicFunction : PdbSymbol::Kind::Public;
                     out.push_back(std::move(s));
                 } else if (k == S_GDATA32 || k == S_LDATA32) {
-                    auto d = SymbolDeserializer::deserializeAs<DataSym>(sym);
+                    auto d = decode<DataSym>(sym);
                     if (!d) {
-                        consumeError(d.takeError());
                         continue;
                     }
                     auto rva = to_rva(d->Segment, d->DataOffset);
@@ -476,6 +484,17 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
         return m->section_rva[segment - 1] + offset;
     };
     PdbFunctionFrame frame;
+    // A place where the local declared last lives, over one address range (none: the whole
+    // function).
+    auto add_location = [&](PdbLocation::Kind kind, uint16_t reg, int32_t offset,
+                            const LocalVariableAddrRange* range) {
+        if (frame.locals.empty()) {
+            return;
+        }
+        const uint32_t start = range ? to_rva(range->ISectStart, range->OffsetStart) : 0;
+        frame.locals.back().locations.push_back(
+            {kind, reg, offset, start, range ? start + range->Range : 0});
+    };
     const auto& records = mod.getSymbolArray();
     int depth = 0;
     int inline_depth = 0; // inside an inlined call site: its locals are the inlinee's
@@ -487,11 +506,8 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
         const SymbolKind k = sym.kind();
         if (first) {
             first = false;
-            auto p = SymbolDeserializer::deserializeAs<ProcSym>(sym);
-            if (!is_proc(k) || !p) {
-                if (!p) {
-                    consumeError(p.takeError());
-                }
+            auto p = is_proc(k) ? decode<ProcSym>(sym) : std::nullopt;
+            if (!p) {
                 return make_error(Errc::Malformed, "the function record is not a procedure");
             }
             frame.name = p->Name.str();
@@ -528,9 +544,8 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
         }
         switch (k) {
         case S_FRAMEPROC: {
-            auto f = SymbolDeserializer::deserializeAs<FrameProcSym>(sym);
+            auto f = decode<FrameProcSym>(sym);
             if (!f) {
-                consumeError(f.takeError());
                 break;
             }
             frame.frame_bytes = f->TotalFrameBytes;
@@ -539,9 +554,8 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
             break;
         }
         case S_REGREL32: {
-            auto r = SymbolDeserializer::deserializeAs<RegRelativeSym>(sym);
+            auto r = decode<RegRelativeSym>(sym);
             if (!r) {
-                consumeError(r.takeError());
                 break;
             }
             PdbLocal l;
@@ -556,9 +570,8 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
             break;
         }
         case S_BPREL32: {
-            auto r = SymbolDeserializer::deserializeAs<BPRelativeSym>(sym);
+            auto r = decode<BPRelativeSym>(sym);
             if (!r) {
-                consumeError(r.takeError());
                 break;
             }
             PdbLocal l;
@@ -571,9 +584,8 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
             break;
         }
         case S_LOCAL: {
-            auto r = SymbolDeserializer::deserializeAs<LocalSym>(sym);
+            auto r = decode<LocalSym>(sym);
             if (!r) {
-                consumeError(r.takeError());
                 break;
             }
             PdbLocal l;
@@ -583,60 +595,27 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
             frame.locals.push_back(std::move(l));
             break;
         }
-        case S_DEFRANGE_FRAMEPOINTER_REL: {
-            auto r = SymbolDeserializer::deserializeAs<DefRangeFramePointerRelSym>(sym);
-            if (!r) {
-                consumeError(r.takeError());
-                break;
-            }
-            if (!frame.locals.empty()) {
-                const uint32_t start = to_rva(r->Range.ISectStart, r->Range.OffsetStart);
-                frame.locals.back().locations.push_back({PdbLocation::Kind::FrameRelative, 0,
-                                                         r->Hdr.Offset, start,
-                                                         start + r->Range.Range});
+        case S_DEFRANGE_FRAMEPOINTER_REL:
+            if (auto r = decode<DefRangeFramePointerRelSym>(sym)) {
+                add_location(PdbLocation::Kind::FrameRelative, 0, r->Hdr.Offset, &r->Range);
             }
             break;
-        }
-        case S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE: {
-            auto r = SymbolDeserializer::deserializeAs<DefRangeFramePointerRelFullScopeSym>(sym);
-            if (!r) {
-                consumeError(r.takeError());
-                break;
-            }
-            if (!frame.locals.empty()) {
-                frame.locals.back().locations.push_back(
-                    {PdbLocation::Kind::FrameRelative, 0, r->Offset, 0, 0});
+        case S_DEFRANGE_FRAMEPOINTER_REL_FULL_SCOPE:
+            if (auto r = decode<DefRangeFramePointerRelFullScopeSym>(sym)) {
+                add_location(PdbLocation::Kind::FrameRelative, 0, r->Offset, nullptr);
             }
             break;
-        }
-        case S_DEFRANGE_REGISTER: {
-            auto r = SymbolDeserializer::deserializeAs<DefRangeRegisterSym>(sym);
-            if (!r) {
-                consumeError(r.takeError());
-                break;
-            }
-            if (!frame.locals.empty()) {
-                const uint32_t start = to_rva(r->Range.ISectStart, r->Range.OffsetStart);
-                frame.locals.back().locations.push_back({PdbLocation::Kind::Register,
-                                                         r->Hdr.Register, 0, start,
-                                                         start + r->Range.Range});
+        case S_DEFRANGE_REGISTER:
+            if (auto r = decode<DefRangeRegisterSym>(sym)) {
+                add_location(PdbLocation::Kind::Register, r->Hdr.Register, 0, &r->Range);
             }
             break;
-        }
-        case S_DEFRANGE_REGISTER_REL: {
-            auto r = SymbolDeserializer::deserializeAs<DefRangeRegisterRelSym>(sym);
-            if (!r) {
-                consumeError(r.takeError());
-                break;
-            }
-            if (!frame.locals.empty() && !r->hasSpilledUDTMember()) {
-                const uint32_t start = to_rva(r->Range.ISectStart, r->Range.OffsetStart);
-                frame.locals.back().locations.push_back({PdbLocation::Kind::RegisterRelative,
-                                                         r->Hdr.Register, r->Hdr.BasePointerOffset,
-                                                         start, start + r->Range.Range});
+        case S_DEFRANGE_REGISTER_REL:
+            if (auto r = decode<DefRangeRegisterRelSym>(sym); r && !r->hasSpilledUDTMember()) {
+                add_location(PdbLocation::Kind::RegisterRelative, r->Hdr.Register,
+                             r->Hdr.BasePointerOffset, &r->Range);
             }
             break;
-        }
         default:
             break;
         }

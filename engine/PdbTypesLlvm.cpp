@@ -314,6 +314,28 @@ class LlvmPdbTypes final : public PdbTypes {
         return t;
     }
 
+    // A structure or union: its definition (a forward reference is resolved to it) with its
+    // fields.
+    template <class R>
+    std::unique_ptr<PdbType> convert_aggregate(uint32_t index, PdbType::Kind kind,
+                                               std::unique_ptr<PdbType> t) const {
+        auto r = as<R>(index);
+        if (!r) {
+            return nullptr;
+        }
+        const uint32_t def = resolve(index, *r);
+        if (def != index) {
+            const PdbType* full = get(def);
+            return full ? std::make_unique<PdbType>(*full) : nullptr;
+        }
+        t->kind = kind;
+        t->name = r->Name.str();
+        t->size = r->getSize();
+        t->forward_ref = r->isForwardRef();
+        collect_fields(*t, r->FieldList);
+        return t;
+    }
+
     std::unique_ptr<PdbType> convert(uint32_t index) const {
         if (index < TypeIndex::FirstNonSimpleIndex) {
             return convert_simple(index);
@@ -356,40 +378,10 @@ class LlvmPdbTypes final : public PdbTypes {
         }
         case LF_STRUCTURE:
         case LF_CLASS:
-        case LF_INTERFACE: {
-            auto r = as<ClassRecord>(index);
-            if (!r) {
-                return nullptr;
-            }
-            const uint32_t def = resolve(index, *r);
-            if (def != index) {
-                const PdbType* full = get(def);
-                return full ? std::make_unique<PdbType>(*full) : nullptr;
-            }
-            t->kind = PdbType::Kind::Struct;
-            t->name = r->Name.str();
-            t->size = r->getSize();
-            t->forward_ref = r->isForwardRef();
-            collect_fields(*t, r->FieldList);
-            break;
-        }
-        case LF_UNION: {
-            auto r = as<UnionRecord>(index);
-            if (!r) {
-                return nullptr;
-            }
-            const uint32_t def = resolve(index, *r);
-            if (def != index) {
-                const PdbType* full = get(def);
-                return full ? std::make_unique<PdbType>(*full) : nullptr;
-            }
-            t->kind = PdbType::Kind::Union;
-            t->name = r->Name.str();
-            t->size = r->getSize();
-            t->forward_ref = r->isForwardRef();
-            collect_fields(*t, r->FieldList);
-            break;
-        }
+        case LF_INTERFACE:
+            return convert_aggregate<ClassRecord>(index, PdbType::Kind::Struct, std::move(t));
+        case LF_UNION:
+            return convert_aggregate<UnionRecord>(index, PdbType::Kind::Union, std::move(t));
         case LF_ENUM: {
             auto r = as<EnumRecord>(index);
             if (!r) {
