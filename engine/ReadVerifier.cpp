@@ -19,6 +19,8 @@ constexpr int kMaxReads = 6;
 // Wire bytes a request and its reply cost besides the data (KDCOM: request 16+56+1, its ACK 16,
 // the reply's header 16+56+1, our ACK 16).
 constexpr double kRequestOverhead = 178;
+// RESENDs of one damaged reply before it is given up on for a smaller request.
+constexpr int kReplyRetries = 3;
 
 std::string hex(uint64_t v) {
     char buf[24];
@@ -54,7 +56,7 @@ std::string ReadVerifier::error_summary() const {
 }
 
 ReadVerifier::ReadVerifier(protocol::KdSession& session, Notice notice)
-    : m_session(session), m_notice(std::move(notice)) {}
+    : m_session(session), m_notice(std::move(notice)), m_sizer(session.max_transfer()) {}
 
 void ReadVerifier::update_health() {
     const auto st = m_session.link_stats();
@@ -103,28 +105,47 @@ bool ReadVerifier::verifying() {
 
 uint32_t ReadVerifier::chunk_size() {
     const uint32_t max = std::max<uint32_t>(m_session.max_transfer(), 1);
-    if (m_recent_errors < 1.0 || m_session.id_scheme() != transport::IdScheme::Kdcom) {
+    m_sizer.set_max(max);
+    if (m_session.id_scheme() != transport::IdScheme::Kdcom) {
         return max; // KDNET loses whole datagrams: smaller ones do not help
     }
-    // Size requests so that about 60% of replies arrive whole: a byte error rate p leaves
-    // (1-p)^n of n-byte packets intact.
-    const double p = std::max((m_recent_errors / 2) / std::max(m_recent_bytes, 1.0), 1e-7);
-    const double n = 0.5 / p - 100;
-    const uint32_t chunk = n >= max ? max : static_cast<uint32_t>(std::max(n, 256.0));
-    return std::min(chunk, max);
+    return m_sizer.size();
 }
 
 Result<ReadResult> ReadVerifier::fetch_once(const Fetch& fetch, uint64_t address, uint32_t size) {
     Result<ReadResult> r = make_error(Errc::Timeout, "no attempt");
+    m_ask_smaller = false;
+    const bool kdcom = m_session.id_scheme() == transport::IdScheme::Kdcom;
     for (int attempt = 0; attempt < 3; ++attempt) {
         const uint64_t before = m_session.link_stats().bytes_in;
+        const uint64_t errors_before = m_session.error_events();
+        // A reply damaged again and again is given up on while a smaller request can be made
+        // (it then gets through where this one does not); at the smallest size the session
+        // asks for it until its reply_timeout.
+        const bool resizable = kdcom && m_resizable && size > m_sizer.min();
+        m_session.set_reply_retry_limit(resizable ? kReplyRetries : 0);
         r = fetch(address, size);
+        m_session.set_reply_retry_limit(0);
         ++m_read_requests;
+        if (kdcom) {
+            // A damaged exchange shows as about two events (the bad packet and our RESEND, or
+            // the target's RESEND and our packet sent again).
+            const uint64_t errors = m_session.error_events() - errors_before;
+            if (errors == 0 && r) {
+                m_sizer.clean();
+            } else if (errors != 0) {
+                m_sizer.damaged(static_cast<uint32_t>((errors + 1) / 2));
+            }
+        }
         if (r || r.error().code != Errc::Timeout) {
             return r;
         }
         if (m_session.link_stats().bytes_in == before) {
             return r; // not a byte came back: the line is dead, asking again will not help
+        }
+        if (resizable && m_sizer.size() < size) {
+            m_ask_smaller = true; // the line is alive: ask for fewer bytes
+            return r;
         }
         // The line is alive but this exchange was lost: a new request.
     }
@@ -200,12 +221,14 @@ Result<ReadResult> ReadVerifier::read(const Fetch& fetch, uint64_t address, uint
     const auto before = m_session.link_stats();
     m_read_requests = 0;
     m_read_disagreements = 0;
-    const uint32_t chunk = split ? chunk_size() : std::max<uint32_t>(size, 1);
+    m_resizable = split;
     ReadResult out;
     out.bytes.reserve(size);
     while (out.bytes.size() < size) {
         const uint32_t done = static_cast<uint32_t>(out.bytes.size());
-        const uint32_t n = std::min(chunk, size - done);
+        // Sized again for every request: how the last ones fared says what the line carries.
+        const uint32_t n =
+            split ? std::min(chunk_size(), size - done) : std::max<uint32_t>(size, 1);
         // The line's health is judged again for every chunk: a read that starts on a clean line
         // is verified from the first chunk during which the line shows errors (that chunk is
         // read again, verified), so a long read never runs on unverified.
@@ -219,8 +242,11 @@ Result<ReadResult> ReadVerifier::read(const Fetch& fetch, uint64_t address, uint
         if (!verify && may_verify && r && m_session.error_events() != errors_before) {
             verify = verifying();
             if (verify) {
-                r = fetch_verified(fetch, address + done, n);
+                continue; // this chunk is read again, verified (in a request sized anew)
             }
+        }
+        if (!r && m_ask_smaller) {
+            continue; // its reply kept being damaged: the same bytes in a smaller request
         }
         if (!r) {
             if (done == 0 || m_for_dump || r.error().code != Errc::Timeout) {

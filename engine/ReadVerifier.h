@@ -5,13 +5,16 @@
 // covered at all. So the link's health is tracked (RESENDs, bad packets, retransmits,
 // implausible packets, timeouts, garbage bytes), and on a link that has shown errors every read
 // is verified: the same range is read again until two reads agree byte for byte (a byte no two
-// reads agree on is not shown). A noisy line also gets smaller requests (fewer bytes to lose per
-// packet), and a request that fails on the link is sent again. A read that still fails half-way
+// reads agree on is not shown). Requests are sized by RequestSizer from how each one fared
+// (a damaged reply shrinks the next request, a clean one grows it), a request whose reply keeps
+// being damaged is given up on for a smaller one, and a request that fails on the link is sent
+// again. A read that still fails half-way
 // returns what came before the failure with status kLinkFailedStatus (not an unreadable page:
 // the rest may be readable once the line is better).
 //
 // Modes (.kdverify): auto (verify while the link is noisy; the default), on (always), off
 // (never) - except that the dump writer always has its reads verified on a noisy link.
+#include "engine/RequestSizer.h"
 #include "engine/Target.h"
 #include "protocol/KdSession.h"
 
@@ -80,6 +83,9 @@ class ReadVerifier {
     std::string error_summary() const;
     void update_health();
     uint32_t chunk_size();
+    // One request (sent again while the line is alive but the exchange was lost). Its outcome
+    // teaches m_sizer; a request given up on because its reply kept being damaged sets
+    // m_ask_smaller when a smaller request is now due (the caller then asks for fewer bytes).
     [[nodiscard]] Result<protocol::ReadResult> fetch_once(const Fetch& fetch, uint64_t address,
                                                           uint32_t size);
     [[nodiscard]] Result<protocol::ReadResult> fetch_verified(const Fetch& fetch, uint64_t address,
@@ -101,6 +107,9 @@ class ReadVerifier {
     double m_pending_clean = 0;
     uint64_t m_read_requests = 0;      // requests made by the read under way
     uint64_t m_read_disagreements = 0; // its reads that disagreed
+    RequestSizer m_sizer;
+    bool m_ask_smaller = false;
+    bool m_resizable = true; // the read under way may be split into smaller requests
 };
 
 // ReadResult::status for "the link failed here" (STATUS_IO_TIMEOUT): not the target's answer.

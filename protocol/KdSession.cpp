@@ -728,6 +728,7 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
     auto deadline = Clock::now() + m_opt.reply_timeout;
     auto quiet_since = Clock::now();
     uint64_t seen = m_link->stats().bytes_in;
+    uint64_t resends_before = m_counters.resends_sent;
     for (;;) {
         while (!m_replies.empty()) {
             ManipulateReply reply = std::move(m_replies.front());
@@ -755,7 +756,16 @@ Result<ManipulateReply> KdSession::request(const DBGKD_MANIPULATE_STATE64& req,
             repeats = m_stop_repeats;
             deadline = Clock::now() + m_opt.reply_timeout;
             quiet_since = Clock::now();
+            resends_before = m_counters.resends_sent;
             continue;
+        }
+        if (m_reply_retry_limit > 0 &&
+            m_counters.resends_sent - resends_before > static_cast<uint64_t>(m_reply_retry_limit)) {
+            ++m_counters.timeouts;
+            return make_error(Errc::Timeout,
+                              std::string("the reply to ") + manipulate_api_name(req.ApiNumber) +
+                                  " was damaged or lost " +
+                                  std::to_string(m_reply_retry_limit + 1) + " times");
         }
         auto r = pump(remaining(std::min(deadline, quiet_since + nudge_after())));
         if (!r && r.error().code != Errc::Timeout) {

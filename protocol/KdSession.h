@@ -107,6 +107,12 @@ class KdSession {
     // Asks the target to send its pending packet again (a RESEND): a stopped target that is
     // waiting for us sends its state change again. Harmless to a running target.
     [[nodiscard]] Result<void> ask_resend();
+    // How many times request() asks for a reply again (RESEND after a damaged or missing
+    // reply) before it gives up with Errc::Timeout; 0 (the default): until reply_timeout. A
+    // reader that can ask for fewer bytes sets it: on a noisy line a smaller reply gets
+    // through where the same large one is damaged again and again.
+    void set_reply_retry_limit(int limit) { m_reply_retry_limit = limit; }
+    int reply_retry_limit() const { return m_reply_retry_limit; }
 
     const SessionCounters& counters() const { return m_counters; }
     // Everything that says the link is damaging traffic, summed: RESENDs both ways,
@@ -192,6 +198,7 @@ class KdSession {
     std::optional<Suspect> m_suspect;
     // The target's recent slowest answer to a packet of ours (ms, decaying); < 0: none yet.
     double m_response_ms = -1;
+    int m_reply_retry_limit = 0;
 };
 
 } // namespace kdcart::protocol

@@ -3,8 +3,12 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "engine/ReadVerifier.h"
 
+#include <algorithm>
+#include <cmath>
 #include <doctest/doctest.h>
+#include <random>
 #include <sys/socket.h>
+#include <unistd.h>
 
 using namespace kdcart;
 using namespace kdcart::engine;
@@ -150,4 +154,107 @@ TEST_CASE("a target that says a page is not there is believed the same way verif
     CHECK(r->bytes.size() == 4096);
     CHECK(r->status == 0xC0000001);
     CHECK(f.calls == 4); // two chunks, each read twice
+}
+
+namespace {
+
+// A line that damages one byte in `p` (both ways): a request of n bytes and its reply (about
+// n + 200 bytes on the wire with headers and ACKs) come through whole with probability
+// (1-p)^(n+200); each damaged attempt is a RESEND the session asks for (one error event
+// each, as a bad packet and its RESEND are), and one damaged reply in 50 fooled the checksum
+// (a byte wrong). The session's give-up on a reply damaged again and again (its reply-retry
+// limit, which the reader sets) is played as well: the request ends with a timeout.
+struct NoisyLine {
+    Fixture& f;
+    double p;
+    std::mt19937 rng{7};
+    std::vector<uint32_t> sizes;
+    uint64_t wrong_sent = 0;
+
+    Result<ReadResult> operator()(uint64_t a, uint32_t n) {
+        // What the session sent (its RESENDs) is read off, so the socket never fills up.
+        uint8_t sink[4096];
+        while (::recv(f.peer, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+        }
+        sizes.push_back(n);
+        auto t = f.truth(a, n);
+        std::uniform_real_distribution<double> u(0, 1);
+        const double clean = std::pow(1 - p, n + 200.0);
+        int damaged = 0;
+        while (u(rng) >= clean) {
+            (void)f.session->ask_resend();
+            const int limit = f.session->reply_retry_limit();
+            if (++damaged > limit && limit > 0) {
+                // Bytes did come (the damaged replies): the line is alive.
+                const uint8_t junk[4] = {1, 2, 3, 4};
+                REQUIRE(::write(f.peer, junk, sizeof junk) == 4);
+                (void)f.session->wait_state_change(transport::Millis(20));
+                return make_error(Errc::Timeout, "the reply was damaged or lost");
+            }
+            if (u(rng) < 0.02) {
+                t.bytes[static_cast<size_t>(u(rng) * n)] ^= 0x40;
+                ++wrong_sent;
+                return t; // two flips that cancelled in the checksum
+            }
+        }
+        return t;
+    }
+};
+
+} // namespace
+
+TEST_CASE("request sizer: clean requests grow to the largest, damaged ones shrink it") {
+    RequestSizer s(3944);
+    CHECK(s.size() == 3944);
+    s.clean();
+    CHECK(s.size() == 3944);
+    s.damaged(1);
+    CHECK(s.size() == 2760);
+    s.damaged(20);
+    CHECK(s.size() == s.min());
+    for (int i = 0; i < 40; ++i) {
+        s.clean();
+    }
+    CHECK(s.size() == 3944);
+}
+
+TEST_CASE("a noisy line (1e-3): requests shrink until most replies come through; bytes right") {
+    Fixture f;
+    NoisyLine line{f, 1e-3};
+    auto r = f.verifier->read(std::ref(line), 0, 32 * 1024);
+    REQUIRE(r);
+    CHECK(r->bytes == f.truth(0, 32 * 1024).bytes);
+    CHECK(line.wrong_sent > 0); // the verification had something to catch
+    // The first request asks for the most the link carries; once the damage shows, requests
+    // settle where a reply gets through about half the time or more: a few hundred bytes.
+    REQUIRE(line.sizes.size() > 20);
+    CHECK(line.sizes.front() == f.session->max_transfer());
+    std::vector<uint32_t> late(line.sizes.begin() + static_cast<long>(line.sizes.size() / 2),
+                               line.sizes.end());
+    std::sort(late.begin(), late.end());
+    const uint32_t median = late[late.size() / 2];
+    CHECK(median >= 150);
+    CHECK(median <= 1200);
+    // A line that then becomes clean gets the largest requests again.
+    line.p = 0;
+    line.sizes.clear();
+    f.verifier->set_mode(VerifyMode::Off);
+    auto again = f.verifier->read(std::ref(line), 0, 64 * 1024);
+    REQUIRE(again);
+    CHECK(again->bytes == f.truth(0, 64 * 1024).bytes);
+    CHECK(*std::max_element(line.sizes.begin(), line.sizes.end()) == f.session->max_transfer());
+}
+
+TEST_CASE("a reply damaged again and again is given up on for a smaller request") {
+    Fixture f;
+    f.verifier->set_mode(VerifyMode::On);
+    // At 1 byte in 200 a large reply almost never gets through: the session gives up on it
+    // after a few RESENDs and the reader asks for less.
+    NoisyLine line{f, 5e-3};
+    auto r = f.verifier->read(std::ref(line), 0, 16 * 1024);
+    REQUIRE(r);
+    CHECK(r->status == 0);
+    CHECK(r->bytes == f.truth(0, 16 * 1024).bytes);
+    CHECK(line.sizes.front() == f.session->max_transfer());
+    CHECK(*std::min_element(line.sizes.begin(), line.sizes.end()) < 600);
 }
