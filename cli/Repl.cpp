@@ -120,7 +120,7 @@ std::string Repl::code_line(uint64_t address) {
 }
 
 void Repl::announce_connection(const engine::StopEvent& stop) {
-    auto info = m_dbg->target_info();
+    auto info = m_dbg->connection_info();
     if (info) {
         std::string os = info->nt_major ? "Windows " + std::to_string(info->nt_major) : "Windows";
         print("Connected to " + os + " " + std::to_string(info->build()) +

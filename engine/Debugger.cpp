@@ -267,6 +267,14 @@ Result<TargetInfo> Debugger::target_info() {
     return info;
 }
 
+Result<TargetInfo> Debugger::connection_info() {
+    auto info = m_info.basic();
+    if (info) {
+        info->num_processors = num_processors();
+    }
+    return info;
+}
+
 bool Debugger::ensure_modules() {
     if (m_modules.known()) {
         return true;
@@ -309,7 +317,8 @@ Result<std::vector<UnloadedModule>> Debugger::unloaded_modules() {
 std::optional<SymbolMatch> Debugger::symbolize(uint64_t address) {
     if (!m_modules.known()) {
         // Only as much of the module list as this address needs: a stop line names one module.
-        auto info = stopped() ? target_info() : Result<TargetInfo>(tl::unexpected(not_runnable()));
+        auto info = stopped() ? connection_info()
+                              : Result<TargetInfo>(tl::unexpected(not_runnable()));
         if (!info || !m_modules.find_walking(info->version.PsLoadedModuleList, address)) {
             return std::nullopt;
         }

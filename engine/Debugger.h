@@ -94,6 +94,9 @@ public:
     [[nodiscard]] Result<MemoryBlock> read_physical(uint64_t address, size_t size);
     [[nodiscard]] Result<size_t> write_physical(uint64_t address, std::span<const uint8_t> data);
     [[nodiscard]] Result<TargetInfo> target_info();
+    // Only what the connection banner and a stop line need (KernelInfo::basic): fewer bytes on
+    // the first stop; KDDEBUGGER_DATA64 past BreakpointWithStatus may be zero in it.
+    [[nodiscard]] Result<TargetInfo> connection_info();
     [[nodiscard]] Result<std::vector<Module>> modules();
     [[nodiscard]] Result<std::vector<UnloadedModule>> unloaded_modules();
 

@@ -1,6 +1,7 @@
 #include "engine/KernelInfo.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <vector>
 
 namespace kdcart::engine {
@@ -33,9 +34,65 @@ void prefetch(Memory& memory, std::vector<std::pair<uint64_t, uint64_t>> ranges)
         (void)memory.read_virtual(start, end - start);
     }
 }
+
+// KDDEBUGGER_DATA64's fields a stop and the connection banner need: the header, KernBase,
+// BreakpointWithStatus (a break at the break site) and the NtBuildLab pointer. The rest (896
+// bytes on Windows 10) is read when a command first needs it (KiBugcheckData: an unrequested
+// break at the break site).
+constexpr size_t kKdbgStopPrefix = offsetof(KDDEBUGGER_DATA64, BreakpointWithStatus) + 8;
+constexpr size_t kKdbgBuildLab = offsetof(KDDEBUGGER_DATA64, NtBuildLab);
+
+// Decodes the block from `bytes` (only `have` of them read), 'KDBG' checked; fields past the
+// target's own Size, or not read, are zero.
+std::optional<KDDEBUGGER_DATA64> decode_kdbg(std::vector<uint8_t> bytes,
+                                             const std::vector<bool>& have) {
+    if (bytes.size() < sizeof(DBGKD_DEBUG_DATA_HEADER64)) {
+        return std::nullopt;
+    }
+    for (size_t i = 0; i < sizeof(DBGKD_DEBUG_DATA_HEADER64); ++i) {
+        if (!have[i]) {
+            return std::nullopt;
+        }
+    }
+    auto hdr = kd_decode<DBGKD_DEBUG_DATA_HEADER64>(bytes);
+    if (!hdr || hdr->OwnerTag != KDBG_TAG) {
+        return std::nullopt;
+    }
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        if (!have[i] || i >= hdr->Size) {
+            bytes[i] = 0;
+        }
+    }
+    return *kd_decode<KDDEBUGGER_DATA64>(bytes);
+}
+
+// Reads the block at `kdbg`: whole, or only the fields a stop needs.
+std::optional<KDDEBUGGER_DATA64> read_kdbg(Memory& memory, uint64_t kdbg, bool whole) {
+    std::vector<uint8_t> bytes(sizeof(KDDEBUGGER_DATA64), 0);
+    std::vector<bool> have(bytes.size(), false);
+    auto take = [&](size_t off, size_t len) {
+        auto blk = memory.read_virtual(kdbg + off, len);
+        if (!blk) {
+            return;
+        }
+        const size_t readable = blk->readable_prefix();
+        for (size_t i = 0; i < readable && off + i < bytes.size(); ++i) {
+            bytes[off + i] = blk->bytes[i];
+            have[off + i] = true;
+        }
+    };
+    if (whole) {
+        take(0, bytes.size());
+    } else {
+        prefetch(memory, {{kdbg, kKdbgStopPrefix}, {kdbg + kKdbgBuildLab, 8}});
+        take(0, kKdbgStopPrefix);
+        take(kKdbgBuildLab, 8);
+    }
+    return decode_kdbg(std::move(bytes), have);
+}
 } // namespace
 
-Result<TargetInfo> learn_target(Target& target, Memory& memory) {
+Result<TargetInfo> learn_target(Target& target, Memory& memory, bool whole_kdbg) {
     auto v = target.version();
     if (!v) {
         return tl::unexpected(v.error());
@@ -54,35 +111,31 @@ Result<TargetInfo> learn_target(Target& target, Memory& memory) {
         }
     } else {
         kdbg = target.kddebugger_data_address();
+        whole_kdbg = true; // a dump: reads cost nothing
     }
     if (kdbg && *kdbg != 0) {
-        auto blk = memory.read_virtual(*kdbg, sizeof(KDDEBUGGER_DATA64));
-        if (blk) {
-            const size_t readable = blk->readable_prefix();
-            if (readable >= sizeof(DBGKD_DEBUG_DATA_HEADER64)) {
-                auto hdr = kd_decode<DBGKD_DEBUG_DATA_HEADER64>(blk->bytes);
-                if (hdr && hdr->OwnerTag == KDBG_TAG) {
-                    // Fields past the target's own Size (or past what we read) stay zero.
-                    auto bytes = blk->bytes;
-                    const size_t valid = std::min<size_t>(readable, hdr->Size);
-                    for (size_t i = valid; i < bytes.size(); ++i) {
-                        bytes[i] = 0;
-                    }
-                    info.kddata = *kd_decode<KDDEBUGGER_DATA64>(bytes);
-                    info.kddata_found = true;
-                    info.kddata_address = *kdbg;
-                }
-            }
+        if (auto data = read_kdbg(memory, *kdbg, whole_kdbg)) {
+            info.kddata = *data;
+            info.kddata_found = true;
+            info.kddata_address = *kdbg;
         }
     }
     if (info.kddata_found && info.kddata.NtBuildLab != 0) {
-        auto lab = memory.read_virtual(info.kddata.NtBuildLab, 128);
-        if (lab) {
-            auto& b = lab->bytes;
+        // Build lab strings are ~40 characters: a short read first, the rest only without a NUL.
+        std::vector<uint8_t> b;
+        for (size_t want : {size_t{64}, size_t{128}}) {
+            auto lab = memory.read_virtual(info.kddata.NtBuildLab, want);
+            if (!lab) {
+                break;
+            }
+            b = lab->bytes;
             b.resize(lab->readable_prefix());
-            auto nul = std::find(b.begin(), b.end(), 0);
-            info.build_lab.assign(b.begin(), nul);
+            if (b.size() < want || std::find(b.begin(), b.end(), 0) != b.end()) {
+                break;
+            }
         }
+        auto nul = std::find(b.begin(), b.end(), 0);
+        info.build_lab.assign(b.begin(), nul);
     }
     // KUSER_SHARED_DATA: NtMajorVersion @0x26C, NtMinorVersion @0x270.
     auto usd = memory.read_virtual(kUserSharedData + 0x26C, 8);
@@ -97,18 +150,34 @@ Result<TargetInfo> learn_target(Target& target, Memory& memory) {
 
 namespace kdcart::engine {
 
-Result<TargetInfo> KernelInfo::get() {
+Result<TargetInfo> KernelInfo::basic() {
     if (!m_info) {
         if (!m_memory.accessible()) {
             return make_error(Errc::Unsupported, "the target is running");
         }
-        auto info = learn_target(m_target, m_memory);
+        auto info = learn_target(m_target, m_memory, false);
         if (!info) {
             return tl::unexpected(info.error());
         }
         m_info = std::move(*info);
+        m_complete = !m_target.can_run() || !m_info->kddata_found;
     }
     m_info->num_processors = m_target.num_processors();
+    return *m_info;
+}
+
+Result<TargetInfo> KernelInfo::get() {
+    auto info = basic();
+    if (!info) {
+        return info;
+    }
+    if (!m_complete && m_memory.accessible()) {
+        // The rest of KDDEBUGGER_DATA64, the first time a command needs it.
+        m_complete = true;
+        if (auto data = read_kdbg(m_memory, m_info->kddata_address, true)) {
+            m_info->kddata = *data;
+        }
+    }
     return *m_info;
 }
 

@@ -83,7 +83,7 @@ bool PeImageInfo::is_code(uint32_t rva) const {
     return s && (s->characteristics & (0x20000000u | 0x20u)) != 0; // MEM_EXECUTE | CNT_CODE
 }
 
-Result<PeImageInfo> read_pe_image(const ImageReader& read) {
+Result<PeImageInfo> read_pe_image(const ImageReader& read, PeReadParts parts) {
     const auto dos = read(0, 0x40);
     const auto mz = load<uint16_t>(dos, 0);
     const auto lfanew = load<uint32_t>(dos, 0x3C);
@@ -164,11 +164,12 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
                           "too many sections (" + std::to_string(info.number_of_sections) + ")");
     }
     const uint32_t sec_off = nt_off + 24 + opt_size;
-    const auto sec = read(sec_off, info.number_of_sections * 40u);
-    if (sec.size() < info.number_of_sections * 40u) {
+    const uint32_t sec_count = parts.sections ? info.number_of_sections : 0u;
+    const auto sec = sec_count ? read(sec_off, sec_count * 40u) : std::vector<uint8_t>{};
+    if (sec.size() < sec_count * 40u) {
         return make_error(Errc::Unreadable, "section table not readable");
     }
-    for (uint16_t i = 0; i < info.number_of_sections; ++i) {
+    for (uint16_t i = 0; i < sec_count; ++i) {
         const size_t o = i * 40u;
         PeSection s;
         for (size_t c = 0; c < 8 && sec[o + c] != 0; ++c) {
@@ -188,7 +189,8 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read) {
 
     // CodeView record from the debug directory (a missing or broken one is not an error: the
     // image simply names no PDB).
-    if (const auto* dbg = info.directory(k_dir_debug); dbg && dbg->rva != 0 && dbg->size != 0) {
+    if (const auto* dbg = info.directory(k_dir_debug);
+        parts.debug && dbg && dbg->rva != 0 && dbg->size != 0) {
         const uint32_t n = std::min(dbg->size / kDebugEntrySize, kMaxDebugEntries);
         const auto entries = read(dbg->rva, n * kDebugEntrySize);
         for (uint32_t i = 0; i < n && (i + 1) * kDebugEntrySize <= entries.size(); ++i) {

@@ -114,8 +114,16 @@ inline constexpr size_t k_dir_import = 1;
 inline constexpr size_t k_dir_exception = 3;
 inline constexpr size_t k_dir_debug = 6;
 
-// Reads the headers through `read` (RVA-addressed; the CodeView record through its RVA).
-[[nodiscard]] Result<PeImageInfo> read_pe_image(const ImageReader& read);
+// Which parts past the file and optional headers to read (each costs requests on a serial
+// cable): the section table, and the debug directory with its CodeView record.
+struct PeReadParts {
+    bool sections = true;
+    bool debug = true;
+};
+
+// Reads the headers through `read` (RVA-addressed; the CodeView record through its RVA). Parts
+// left out stay empty.
+[[nodiscard]] Result<PeImageInfo> read_pe_image(const ImageReader& read, PeReadParts parts = {});
 
 // An ImageReader over the bytes of a PE file: RVAs inside a section are mapped to the section's
 // raw data, header RVAs to the same file offsets. The bytes are shared with the reader.

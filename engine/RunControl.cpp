@@ -133,10 +133,17 @@ StopEvent RunControl::make_stop(const StateChange& sc) {
                 info && info->kddata_found && ev.pc == info->kddata.BreakpointWithStatus;
             ev.kind = (m_breakin_requested || at_break_site) ? StopKind::BreakIn
                                                              : StopKind::Breakpoint;
-            if (at_break_site && !m_breakin_requested && info->kddata.KiBugcheckData != 0) {
+            // (KiBugcheckData is past the KDDEBUGGER_DATA64 fields the first stop reads.)
+            std::optional<TargetInfo> full;
+            if (at_break_site && !m_breakin_requested) {
+                if (auto r = m.info.get()) {
+                    full = *r;
+                }
+            }
+            if (full && full->kddata.KiBugcheckData != 0) {
                 // DbgBreakPointWithStatus from KeBugCheckEx: KiBugCheckData holds the code
                 // (zero at any other break). One read, only at an unrequested break.
-                if (auto b = m.memory.read_virtual(info->kddata.KiBugcheckData, 40);
+                if (auto b = m.memory.read_virtual(full->kddata.KiBugcheckData, 40);
                     b && b->all_valid()) {
                     uint64_t v[5];
                     std::memcpy(v, b->bytes.data(), sizeof v);
@@ -207,7 +214,7 @@ Result<StopEvent> RunControl::enter_stop(const StateChange& sc) {
         m.target.forget_target();
     }
     if (!m.info.known()) {
-        if (auto r = m.info.get(); !r) {
+        if (auto r = m.info.basic(); !r) {
             m.target.notice("could not read the target's version: " + r.error().message);
         }
     }

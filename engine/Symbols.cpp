@@ -1,4 +1,5 @@
 #include "engine/Symbols.h"
+#include "engine/PeExportLookup.h"
 #include "engine/Wildcard.h"
 
 #include <algorithm>
@@ -18,6 +19,11 @@ struct Symbols::ModuleSymbols {
     std::optional<PeImageInfo> image;
     std::shared_ptr<LoadedPdb> pdb; // when state is Pdb / PrivatePdb
     SymbolIndex exports;            // when state is Exports
+    // Loaded for one stop line only (Symbols::symbolize on a module not loaded yet): the image's
+    // headers without the section table or debug directory, and no export index, just the
+    // answers found so far, by RVA. Anything else completes it first (Symbols::complete).
+    bool partial = false;
+    std::map<uint32_t, std::optional<ExportSymbol>> quick;
     const SymbolIndex& index() const { return pdb ? pdb->index : exports; }
 };
 
@@ -143,13 +149,19 @@ std::shared_ptr<Symbols::LoadedPdb> Symbols::open_pdb(const Module& m, const Cod
     return loaded;
 }
 
-void Symbols::load(const Module& m, ModuleSymbols& ms) {
-    auto image = read_pe_image(image_reader(m));
+void Symbols::load(const Module& m, ModuleSymbols& ms, std::optional<uint32_t> quick_rva) {
+    // For one address without a symbol path (and not noisy), the CodeView record and the section
+    // table change nothing that is shown: no PDB is looked for. They are read when the module is
+    // completed.
+    const bool light = quick_rva && m_path.empty() && !m_noisy;
+    auto image = read_pe_image(image_reader(m), light ? PeReadParts{false, false} : PeReadParts{});
     if (image) {
         ms.image = *image;
     }
     std::string why_not;
-    if (image && image->codeview) {
+    if (light && image) {
+        why_not = "the symbol path is empty";
+    } else if (image && image->codeview) {
         if (auto pdb = open_pdb(m, *image->codeview, *image, why_not)) {
             ms.pdb = pdb;
             ms.state =
@@ -170,21 +182,32 @@ void Symbols::load(const Module& m, ModuleSymbols& ms) {
         say(kEmptyPathBanner);
     }
     log("DBGHELP: " + m.name + " - " + why_not);
-    auto ex = image ? read_pe_exports(m.base, image_reader(m))
-                    : Result<std::vector<ExportSymbol>>(tl::unexpected(image.error()));
-    if (!ex) {
-        ms.state = Module::SymbolState::None;
-        ms.symbol_file.clear();
-        say("*** ERROR: Module load completed but symbols could not be loaded for " + m.file_name);
-        return;
+    // One address (a stop line): only the export table's parts that name it; the whole table
+    // when that fails (read_pe_exports then says why).
+    bool found_quick = false;
+    if (quick_rva && image && image->pe32_plus) {
+        const PeDataDirectory* d = image->directory(k_dir_export);
+        auto hit =
+            find_pe_export(m.base, d ? ExportDirectorySpan{d->rva, d->size} : ExportDirectorySpan{},
+                           *quick_rva, image_reader(m));
+        if (hit) {
+            ms.partial = true;
+            ms.quick[*quick_rva] = std::move(*hit);
+            found_quick = true;
+        }
     }
-    std::vector<SymbolIndex::Input> in;
-    in.reserve(ex->size());
-    for (auto& e : *ex) {
-        in.push_back({std::move(e.name), static_cast<uint32_t>(e.address - m.base), 0, 0,
-                      SymbolKind::Export});
+    if (!found_quick) {
+        auto ex = image ? read_pe_exports(m.base, image_reader(m))
+                        : Result<std::vector<ExportSymbol>>(tl::unexpected(image.error()));
+        if (!ex) {
+            ms.state = Module::SymbolState::None;
+            ms.symbol_file.clear();
+            say("*** ERROR: Module load completed but symbols could not be loaded for " +
+                m.file_name);
+            return;
+        }
+        index_exports(m, ms, std::move(*ex));
     }
-    ms.exports.build(std::move(in));
     ms.state = Module::SymbolState::Exports;
     ms.symbol_file = m.file_name;
     if (image && image->checksum == 0) {
@@ -195,18 +218,53 @@ void Symbols::load(const Module& m, ModuleSymbols& ms) {
     log("DBGHELP: " + m.name + " - export symbols");
 }
 
-Symbols::ModuleSymbols* Symbols::ensure(const Module& m) {
+void Symbols::index_exports(const Module& m, ModuleSymbols& ms, std::vector<ExportSymbol> ex) {
+    std::vector<SymbolIndex::Input> in;
+    in.reserve(ex.size());
+    for (auto& e : ex) {
+        in.push_back({std::move(e.name), static_cast<uint32_t>(e.address - m.base), 0, 0,
+                      SymbolKind::Export});
+    }
+    ms.exports.build(std::move(in));
+}
+
+void Symbols::complete(const Module& m, ModuleSymbols& ms) {
+    if (!ms.partial || !m_memory.accessible()) {
+        return;
+    }
+    ms.partial = false;
+    ms.quick.clear();
+    if (auto image = read_pe_image(image_reader(m))) {
+        ms.image = *image;
+    }
+    auto ex = read_pe_exports(m.base, image_reader(m));
+    if (!ex) {
+        // The parts the stop line needed were readable, the rest is not (hostile memory).
+        ms.state = Module::SymbolState::None;
+        ms.symbol_file.clear();
+        m_modules.set_symbol_state(m.base, ms.state);
+        say("*** ERROR: Module load completed but symbols could not be loaded for " + m.file_name);
+        return;
+    }
+    index_exports(m, ms, std::move(*ex));
+}
+
+Symbols::ModuleSymbols* Symbols::ensure(const Module& m, std::optional<uint32_t> quick_rva) {
     auto it = m_by_base.find(m.base);
     if (it != m_by_base.end() && it->second->size == m.size &&
         it->second->state != Module::SymbolState::Deferred) {
-        return it->second.get();
+        ModuleSymbols* ms = it->second.get();
+        if (ms->partial && !(quick_rva && ms->quick.count(*quick_rva))) {
+            complete(m, *ms);
+        }
+        return ms;
     }
     if (!m_memory.accessible()) {
         return it == m_by_base.end() ? nullptr : it->second.get(); // a running target
     }
     auto ms = std::make_unique<ModuleSymbols>();
     ms->size = m.size;
-    load(m, *ms);
+    load(m, *ms, quick_rva);
     auto* raw = ms.get();
     m_by_base[m.base] = std::move(ms);
     m_modules.set_symbol_state(m.base, raw->state);
@@ -251,9 +309,16 @@ std::optional<SymbolMatch> Symbols::symbolize(uint64_t address) {
     match.module = m.name;
     match.address = m.base;
     match.displacement = address - m.base;
-    const ModuleSymbols* ms = ensure(m);
-    if (ms) {
-        if (const SymbolEntry* e = ms->index().lookup(static_cast<uint32_t>(address - m.base))) {
+    const uint32_t rva = static_cast<uint32_t>(address - m.base);
+    const ModuleSymbols* ms = ensure(m, rva);
+    if (ms && ms->partial) {
+        if (auto it = ms->quick.find(rva); it != ms->quick.end() && it->second) {
+            match.name = it->second->name;
+            match.address = it->second->address;
+            match.displacement = address - match.address;
+        }
+    } else if (ms) {
+        if (const SymbolEntry* e = ms->index().lookup(rva)) {
             match.name = std::string(ms->index().name(*e));
             match.address = m.base + e->rva;
             match.displacement = address - match.address;
@@ -428,10 +493,13 @@ Symbols::match_types(std::string_view module_pattern, std::string_view pattern) 
     return out;
 }
 
-Symbols::ModuleState Symbols::state(uint64_t base) const {
+Symbols::ModuleState Symbols::state(uint64_t base) {
     ModuleState s;
     auto it = m_by_base.find(base);
     if (it != m_by_base.end()) {
+        if (const Module* m = m_modules.find_by_address(base); m && it->second->partial) {
+            complete(*m, *it->second);
+        }
         s.state = it->second->state;
         s.symbol_file = it->second->symbol_file;
         s.image = it->second->image;

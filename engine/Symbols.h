@@ -98,7 +98,7 @@ class Symbols {
         std::string symbol_file; // the PDB's path, or the image name for exports
         std::optional<PeImageInfo> image;
     };
-    ModuleState state(uint64_t base) const;
+    ModuleState state(uint64_t base); // completes a module loaded for one stop line
     bool loaded(uint64_t base) const;
     // Fills each module's symbol state and file for lm.
     void annotate(std::vector<Module>& modules) const;
@@ -113,8 +113,12 @@ class Symbols {
   private:
     struct LoadedPdb;
     struct ModuleSymbols;
-    ModuleSymbols* ensure(const Module& m);
-    void load(const Module& m, ModuleSymbols& ms);
+    // Loads the module's symbols; with `quick_rva`, only what naming that RVA needs when the
+    // module is not loaded yet (see ModuleSymbols::partial). Without it, completes a partial one.
+    ModuleSymbols* ensure(const Module& m, std::optional<uint32_t> quick_rva = std::nullopt);
+    void load(const Module& m, ModuleSymbols& ms, std::optional<uint32_t> quick_rva);
+    void complete(const Module& m, ModuleSymbols& ms);
+    void index_exports(const Module& m, ModuleSymbols& ms, std::vector<ExportSymbol> ex);
     std::shared_ptr<LoadedPdb> open_pdb(const Module& m, const CodeViewRecord& cv,
                                         const PeImageInfo& image, std::string& why_not);
     SymbolInfo info_of(const Module& m, const ModuleSymbols& ms, const SymbolEntry& e) const;
