@@ -122,6 +122,13 @@ class ProcessCommands {
             return "";
         };
     }
+    // A machine frame's KTRAP_FRAME: its saved rip is nt!_KTRAP_FRAME.Rip (as `k` finds it).
+    TrapFrameOf trap_frame_of() {
+        return [this](const engine::StackFrame& f) -> uint64_t {
+            auto rip = m_kt->try_offset("_KTRAP_FRAME", "Rip");
+            return rip && f.machine_frame ? *f.machine_frame - *rip : f.child_sp;
+        };
+    }
 
     // The implicit thread: .thread's, else the thread the target stopped in, else the
     // current processor's KPRCB.CurrentThread.
@@ -311,7 +318,7 @@ class ProcessCommands {
                 auto frames = m_dbg.stack_trace(k_thread_frames);
                 m_dbg.scope().context = saved;
                 if (frames) {
-                    text += format_thread_stack(*frames, namer(), indent);
+                    text += format_thread_stack(*frames, namer(), indent, trap_frame_of());
                 } else {
                     text += std::string(indent, ' ') +
                             "Unable to walk the thread's stack: " + frames.error().message + "\n";
@@ -645,9 +652,37 @@ class ProcessCommands {
         c.EFlags =
             static_cast<uint32_t>(t.read_unsigned(*addr, "_KTRAP_FRAME", "EFlags").value_or(0));
         scope.context = c;
-        print(format_registers(c));
-        print("NOTE: the trap frame does not contain all registers.\n"
-              "Some register values may be zeroed or incorrect.\n");
+        // WinDbg's x64 layout: the note first, the registers without the segment line, then
+        // the trapped instruction under its symbol.
+        std::string text = format_registers(c);
+        if (auto at = text.find("\ncs="); at != std::string::npos) {
+            text.erase(at + 1, text.find('\n', at + 1) - at);
+        }
+        print("NOTE: The trap frame does not contain all registers.\n"
+              "Some register values may be zeroed or incorrect.\n" +
+              text + code_line(c.Rip));
+    }
+
+    // "module!symbol+0x..:" and the instruction there ("??" when unreadable).
+    std::string code_line(uint64_t pc) {
+        std::string out;
+        auto sym = m_dbg.symbolize(pc);
+        if (sym && !sym->name.empty()) {
+            out += format_symbol(*sym) + ":\n";
+        }
+        auto symbolizer = [this](uint64_t a) -> std::optional<std::string> {
+            if (auto s = m_dbg.symbolize(a); s && !s->name.empty()) {
+                return format_symbol(*s);
+            }
+            return std::nullopt;
+        };
+        size_t len = 0;
+        auto code = m_dbg.read_virtual(pc, 16);
+        const size_t n = code ? code->readable_prefix() : 0;
+        out += format_instruction(pc, std::span<const uint8_t>(n ? code->bytes.data() : nullptr, n),
+                                  &len, symbolizer) +
+               "\n";
+        return out;
     }
 
     engine::Debugger& m_dbg;

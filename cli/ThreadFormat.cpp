@@ -167,13 +167,18 @@ std::string format_thread(const engine::ThreadInfo& t, const SymbolNamer& name, 
 }
 
 std::string format_thread_stack(const std::vector<engine::StackFrame>& frames,
-                                const SymbolNamer& name, size_t indent) {
+                                const SymbolNamer& name, size_t indent,
+                                const TrapFrameOf& trap_frame) {
     const std::string in(indent, ' ');
     std::string out = in + "Child-SP          RetAddr           Call Site\n";
     for (const auto& f : frames) {
         std::string site = name ? name(f.pc) : std::string();
         if (site.empty()) {
             site = format_address(f.pc);
+        }
+        if (f.machine_frame) {
+            site +=
+                " (TrapFrame @ " + format_address(trap_frame ? trap_frame(f) : f.child_sp) + ")";
         }
         out += in + format_address(f.child_sp) + " " + format_address(f.return_address) + " " +
                site + "\n";

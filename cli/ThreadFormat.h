@@ -40,9 +40,12 @@ std::string format_tick_age(uint64_t hundred_ns);
 std::string format_thread(const engine::ThreadInfo& t, const SymbolNamer& name, size_t indent);
 // The THREAD line alone (!ready, `!process 0 4`).
 std::string format_thread_line(const engine::ThreadInfo& t, size_t indent);
-// The stack of a thread: "Child-SP          RetAddr           Call Site" and a line a frame.
+// The stack of a thread: "Child-SP          RetAddr           Call Site" and a line a frame;
+// a machine frame's line ends with " (TrapFrame @ ADDR)", ADDR from `trap_frame` (as `k`).
+using TrapFrameOf = std::function<uint64_t(const engine::StackFrame&)>;
 std::string format_thread_stack(const std::vector<engine::StackFrame>& frames,
-                                const SymbolNamer& name, size_t indent);
+                                const SymbolNamer& name, size_t indent,
+                                const TrapFrameOf& trap_frame = nullptr);
 
 // `!process` flag 1's lines after "Image:" (003:1906-1921), the fields nt's types have:
 //   ElapsedTime                       1 Day 00:16:11.706

@@ -581,6 +581,9 @@ Result<void> SimMachine::build_workload() {
          *delay_timer, teb(csrss, 1), 13, user_start},
         {services, 0x284, 0, THREAD_WAITING, slot++, WAIT_USER_REQUEST, USER_MODE, false,
          *services_event, teb(services, 0), 9, user_start},
+        // services: one thread ready (preempted) on processor 0, at priority 10.
+        {services, 0x288, 0, THREAD_READY, slot++, 0, 0, false, 0, teb(services, 1), 10,
+         user_start},
         // svchost: one thread waits for its device I/O (the pending IRP), one is ready.
         {svchost, 0x33c, 0, THREAD_WAITING, slot++, WAIT_EXECUTIVE, KERNEL_MODE, false, *io_event,
          teb(svchost, 0), 8, user_start},
@@ -606,6 +609,18 @@ Result<void> SimMachine::build_workload() {
                           [this](const SimProcess& p) { return p.eprocess != m_idle_process; });
     // The pending IRP's UserEvent is the event the I/O thread waits on.
     put64(m_workload.pending_irp + SIM_IRP_USER_EVENT, *io_event);
+    // nt parks the waiting and ready threads at boot (KiSimParkThreads): their switch frames,
+    // trap frames and the ready lists are built by nt's own code on their stacks.
+    const uint64_t park = symbol("KiSimParkList");
+    uint64_t parked = 0;
+    for (const auto& p : m_workload.processes) {
+        for (const auto& t : p.threads) {
+            if (park != 0 && t.tid != 0 && parked < SIM_MAX_PARKED_THREADS &&
+                (t.state == THREAD_WAITING || t.state == THREAD_READY)) {
+                put64(park + 8 * parked++, t.ethread);
+            }
+        }
+    }
     return {};
 }
 

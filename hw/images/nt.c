@@ -188,6 +188,7 @@ SIM_AT(KTHREAD, InitialStack, SIM_KTHREAD_INITIAL_STACK);
 SIM_AT(KTHREAD, StackLimit, SIM_KTHREAD_STACK_LIMIT);
 SIM_AT(KTHREAD, StackBase, SIM_KTHREAD_STACK_BASE);
 SIM_AT(KTHREAD, KernelStack, SIM_KTHREAD_KERNEL_STACK);
+SIM_AT(KTHREAD, TrapFrame, SIM_KTHREAD_TRAP_FRAME);
 SIM_AT(KTHREAD, ApcState, SIM_KTHREAD_APC_STATE);
 SIM_AT(KTHREAD, ApcState.Process, SIM_KTHREAD_APC_STATE_PROCESS);
 SIM_AT(KTHREAD, WaitListEntry, SIM_KTHREAD_WAIT_LIST_ENTRY);
@@ -213,6 +214,107 @@ SIM_AT(KTHREAD, NextProcessor, SIM_KTHREAD_NEXT_PROCESSOR);
 SIM_AT(KTHREAD, QueueListEntry, SIM_KTHREAD_QUEUE_LIST_ENTRY);
 SIM_AT(KTHREAD, ThreadListEntry, SIM_KTHREAD_THREAD_LIST_ENTRY);
 _Static_assert(sizeof(KTHREAD) == SIM_KTHREAD_SIZE, "KTHREAD size");
+
+typedef struct _M128A {
+    ULONG64 Low;
+    LONG64 High;
+} M128A;
+
+/* What a trap handler saves (sim_abi.h: Windows x64 names and order, offsets of our own). */
+typedef struct _KTRAP_FRAME {
+    ULONG64 P1Home;
+    ULONG64 P2Home;
+    ULONG64 P3Home;
+    ULONG64 P4Home;
+    ULONG64 P5;
+    KPROCESSOR_MODE PreviousMode;
+    KIRQL PreviousIrql;
+    UCHAR FaultIndicator;
+    UCHAR ExceptionActive;
+    ULONG MxCsr;
+    ULONG64 Reserved0[2];
+    ULONG64 Rax;
+    ULONG64 Rcx;
+    ULONG64 Rdx;
+    ULONG64 R8;
+    ULONG64 R9;
+    ULONG64 R10;
+    ULONG64 R11;
+    ULONG64 GsBase;
+    M128A Xmm0;
+    M128A Xmm1;
+    M128A Xmm2;
+    M128A Xmm3;
+    M128A Xmm4;
+    M128A Xmm5;
+    ULONG64 FaultAddress;
+    ULONG64 Dr0;
+    ULONG64 Dr1;
+    ULONG64 Dr2;
+    ULONG64 Dr3;
+    ULONG64 Dr6;
+    ULONG64 Dr7;
+    ULONG64 DebugControl;
+    ULONG64 LastBranchToRip;
+    ULONG64 LastBranchFromRip;
+    ULONG64 LastExceptionToRip;
+    ULONG64 LastExceptionFromRip;
+    USHORT SegDs;
+    USHORT SegEs;
+    USHORT SegFs;
+    USHORT SegGs;
+    ULONG64 TrapFrame;
+    ULONG64 Rbx;
+    ULONG64 Rdi;
+    ULONG64 Rsi;
+    ULONG64 Rbp;
+    ULONG64 ErrorCode;
+    ULONG64 Rip;
+    USHORT SegCs;
+    UCHAR Fill0;
+    UCHAR Logging;
+    USHORT Fill1[2];
+    ULONG EFlags;
+    ULONG Fill2;
+    ULONG64 Rsp;
+    USHORT SegSs;
+    USHORT Fill3;
+    ULONG Fill4;
+} KTRAP_FRAME, *PKTRAP_FRAME;
+SIM_AT(KTRAP_FRAME, PreviousMode, SIM_KTRAP_FRAME_PREVIOUS_MODE);
+SIM_AT(KTRAP_FRAME, Rax, SIM_KTRAP_FRAME_RAX);
+SIM_AT(KTRAP_FRAME, Rcx, SIM_KTRAP_FRAME_RCX);
+SIM_AT(KTRAP_FRAME, Rdx, SIM_KTRAP_FRAME_RDX);
+SIM_AT(KTRAP_FRAME, R8, SIM_KTRAP_FRAME_R8);
+SIM_AT(KTRAP_FRAME, R9, SIM_KTRAP_FRAME_R9);
+SIM_AT(KTRAP_FRAME, R10, SIM_KTRAP_FRAME_R10);
+SIM_AT(KTRAP_FRAME, R11, SIM_KTRAP_FRAME_R11);
+SIM_AT(KTRAP_FRAME, Rbx, SIM_KTRAP_FRAME_RBX);
+SIM_AT(KTRAP_FRAME, Rdi, SIM_KTRAP_FRAME_RDI);
+SIM_AT(KTRAP_FRAME, Rsi, SIM_KTRAP_FRAME_RSI);
+SIM_AT(KTRAP_FRAME, Rbp, SIM_KTRAP_FRAME_RBP);
+SIM_AT(KTRAP_FRAME, Rip, SIM_KTRAP_FRAME_RIP);
+SIM_AT(KTRAP_FRAME, SegCs, SIM_KTRAP_FRAME_SEG_CS);
+SIM_AT(KTRAP_FRAME, EFlags, SIM_KTRAP_FRAME_EFLAGS);
+SIM_AT(KTRAP_FRAME, Rsp, SIM_KTRAP_FRAME_RSP);
+SIM_AT(KTRAP_FRAME, SegSs, SIM_KTRAP_FRAME_SEG_SS);
+_Static_assert(sizeof(KTRAP_FRAME) == SIM_KTRAP_FRAME_SIZE, "KTRAP_FRAME size");
+
+/* What KiSwapContext leaves at KTHREAD.KernelStack of a thread it switched out. */
+typedef struct _KSWITCH_FRAME {
+    ULONG64 P1Home;
+    ULONG64 P2Home;
+    ULONG64 P3Home;
+    ULONG64 P4Home;
+    ULONG64 P5Home;
+    UCHAR ApcBypass;
+    UCHAR Fill1[7];
+    ULONG64 Rbp;
+    ULONG64 Return;
+} KSWITCH_FRAME, *PKSWITCH_FRAME;
+SIM_AT(KSWITCH_FRAME, Rbp, SIM_KSWITCH_FRAME_RBP);
+SIM_AT(KSWITCH_FRAME, Return, SIM_KSWITCH_FRAME_RETURN);
+_Static_assert(sizeof(KSWITCH_FRAME) == SIM_KSWITCH_FRAME_SIZE, "KSWITCH_FRAME size");
 
 typedef struct _ETHREAD {
     KTHREAD Tcb;
@@ -392,7 +494,11 @@ typedef struct _KPRCB {
     ULONG MaxBreakpoints;
     ULONG MaxWatchpoints;
     KIRQL DebuggerSavedIRQL;
-    UCHAR Reserved3[SIM_KPRCB_SIZE - SIM_KPRCB_DEBUGGER_SAVED_IRQL - 1];
+    UCHAR Reserved3[SIM_KPRCB_READY_SUMMARY - SIM_KPRCB_DEBUGGER_SAVED_IRQL - 1];
+    ULONG ReadySummary;
+    UCHAR Reserved4[SIM_KPRCB_DISPATCHER_READY_LIST_HEAD - SIM_KPRCB_READY_SUMMARY - 4];
+    LIST_ENTRY DispatcherReadyListHead[32];
+    UCHAR Reserved5[SIM_KPRCB_SIZE - SIM_KPRCB_DISPATCHER_READY_LIST_HEAD - 32 * 16];
 } KPRCB, *PKPRCB;
 SIM_AT(KPRCB, LegacyNumber, SIM_KPRCB_LEGACY_NUMBER);
 SIM_AT(KPRCB, CurrentThread, SIM_KPRCB_CURRENT_THREAD);
@@ -411,6 +517,8 @@ SIM_AT(KPRCB, DpcRoutine, SIM_KPRCB_DPC_ROUTINE);
 SIM_AT(KPRCB, MaxBreakpoints, SIM_KPRCB_MAX_BREAKPOINTS);
 SIM_AT(KPRCB, MaxWatchpoints, SIM_KPRCB_MAX_WATCHPOINTS);
 SIM_AT(KPRCB, DebuggerSavedIRQL, SIM_KPRCB_DEBUGGER_SAVED_IRQL);
+SIM_AT(KPRCB, ReadySummary, SIM_KPRCB_READY_SUMMARY);
+SIM_AT(KPRCB, DispatcherReadyListHead, SIM_KPRCB_DISPATCHER_READY_LIST_HEAD);
 _Static_assert(sizeof(KPRCB) == SIM_KPRCB_SIZE, "KPRCB size");
 
 typedef struct _KPCR {
@@ -1791,6 +1899,287 @@ __asm__(".text\n"
         ".text\n");
 
 /* ------------------------------------------------------------------------------------------
+ * Threads that are not running. There is no scheduler here, but the threads the simulator made
+ * waiting or ready get the stacks Windows x64 leaves such threads: at boot, KiSimParkThreads
+ * runs each one's way into the dispatcher on its own kernel stack, up to KiSwapContext, which
+ * saves a KSWITCH_FRAME (rbp, the return address) at KTHREAD.KernelStack and switches back to
+ * the boot thread. A kernel-mode wait: KiSimThreadWait -> KeWaitForSingleObject -> KiSwapThread.
+ * A user-mode wait enters through a system call: a KTRAP_FRAME with the user registers at the
+ * top of the stack (KTHREAD.TrapFrame), KiSimSystemCall -> NtWaitForSingleObject -> the same.
+ * A ready thread was preempted: KiSimBusyThread is interrupted (KiDpcInterrupt builds a
+ * KTRAP_FRAME), KiDispatchInterrupt queues it in its processor's
+ * KPRCB.DispatcherReadyListHead[Priority] (ReadySummary bit set) and switches.
+ * ---------------------------------------------------------------------------------------- */
+#define SIM_STR2(x) #x
+#define SIM_STR(x) SIM_STR2(x)
+#define KTHREAD_STATE_READY 1
+
+NTEXPORT KTHREAD* KiSimParkList[SIM_MAX_PARKED_THREADS]; /* the simulator fills it */
+NTEXPORT ULONG KiSimParkedCount;                         /* threads that got a switch frame */
+NTEXPORT ULONG64 KiSimParkRsp; /* the boot thread's stack while another one is parked */
+static KTHREAD* KiSimParkingThread;
+
+void KiSimRunOnStack(PVOID Argument, PVOID Routine, PVOID StackPointer);
+void KiSwapContext(KTHREAD* Thread);
+void KiSimSystemCall(void);
+void KiSimPreempt(void);
+
+static __declspec(noinline) NTSTATUS KiSwapThread(KTHREAD* Thread) {
+    Thread->ContextSwitches++;
+    KiSwapContext(Thread);
+    return (NTSTATUS)Thread->WaitStatus;
+}
+
+NTEXPORT __declspec(noinline) NTSTATUS
+    KeWaitForSingleObject(PVOID Object, ULONG WaitReason, KPROCESSOR_MODE WaitMode,
+                          BOOLEAN Alertable, PVOID Timeout) {
+    KTHREAD* thread = KiSimParkingThread;
+    (void)Timeout;
+    /* The simulator linked the wait block into the object's wait list already. */
+    if (thread == 0 || thread->WaitBlockList == 0 || thread->WaitBlockList->Object != Object ||
+        thread->WaitReason != WaitReason || thread->WaitMode != WaitMode ||
+        thread->Alertable != Alertable) {
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    NTSTATUS status = KiSwapThread(thread);
+    thread->WaitStatus = status;
+    return status;
+}
+
+/* The handle stands for the object the simulator made the thread wait on. */
+NTEXPORT __declspec(noinline) NTSTATUS
+    NtWaitForSingleObject(PVOID Handle, BOOLEAN Alertable, PVOID Timeout) {
+    KTHREAD* thread = KiSimParkingThread;
+    (void)Handle;
+    NTSTATUS status = KeWaitForSingleObject(thread->WaitBlockList->Object, thread->WaitReason,
+                                            SIM_USER_MODE, Alertable, Timeout);
+    thread->FirstArgument = Handle;
+    return status;
+}
+
+NTEXPORT __declspec(noinline) __declspec(noreturn) void KiSimThreadWait(KTHREAD* Thread) {
+    KeWaitForSingleObject(Thread->WaitBlockList->Object, Thread->WaitReason, Thread->WaitMode,
+                          Thread->Alertable, 0);
+    KiIdleLoop();
+}
+
+static void KiQueueReadyThread(KPRCB* Prcb, KTHREAD* Thread) {
+    ULONG priority = (ULONG)(UCHAR)Thread->Priority & 31;
+    Thread->State = KTHREAD_STATE_READY;
+    InsertTailList(&Prcb->DispatcherReadyListHead[priority], &Thread->WaitListEntry);
+    Prcb->ReadySummary |= 1u << priority;
+}
+
+/* Called by KiDpcInterrupt with the interrupted state in TrapFrame. */
+NTEXPORT __declspec(noinline) void KiDispatchInterrupt(KTRAP_FRAME* TrapFrame) {
+    KTHREAD* thread = KiSimParkingThread;
+    KPRCB* prcb = KiProcessorBlock[thread->NextProcessor];
+    KiQueueReadyThread(prcb, thread);
+    KiSwapContext(thread);
+    TrapFrame->Logging = 0;
+}
+
+NTEXPORT __declspec(noinline) __declspec(noreturn) void KiSimBusyThread(KTHREAD* Thread) {
+    volatile ULONG64 acc = (ULONG64)Thread;
+    for (;;) {
+        for (int i = 0; i < 16; i++) {
+            acc = acc * 6364136223846793005ULL + 1442695040888963407ULL;
+        }
+        KiSimPreempt();
+    }
+}
+
+static void KiSimInitializeReadyLists(void) {
+    for (ULONG i = 0; i < (ULONG)(UCHAR)KeNumberProcessors && i < 64; i++) {
+        KPRCB* prcb = KiProcessorBlock[i];
+        if (prcb == 0) {
+            continue;
+        }
+        for (int p = 0; p < 32; p++) {
+            InitializeListHead(&prcb->DispatcherReadyListHead[p]);
+        }
+        prcb->ReadySummary = 0;
+    }
+}
+
+static void KiSimParkThreads(void) {
+    KiSimInitializeReadyLists();
+    for (ULONG i = 0; i < SIM_MAX_PARKED_THREADS; i++) {
+        KTHREAD* thread = KiSimParkList[i];
+        if (thread == 0) {
+            continue;
+        }
+        KiSimParkingThread = thread;
+        UCHAR* top = (UCHAR*)thread->InitialStack;
+        if (thread->State != KTHREAD_STATE_READY && thread->WaitMode == SIM_USER_MODE) {
+            /* In a system call from user mode: the registers syscall left, as KiSystemCall64
+             * saves them (r10 = the first argument, rax = the service number). */
+            KTRAP_FRAME* trap = (KTRAP_FRAME*)(top - sizeof(KTRAP_FRAME));
+            trap->PreviousMode = SIM_USER_MODE;
+            trap->Rax = 4; /* NtWaitForSingleObject */
+            trap->R10 = 0x1c4;
+            trap->Rdx = thread->Alertable;
+            trap->Rip = SIM_USER_SYSCALL_RIP;
+            trap->SegCs = 0x33;
+            trap->EFlags = 0x246;
+            trap->Rsp = ((ULONG64)thread->Teb & ~0xFFFFULL) - 0x358; /* its user stack */
+            trap->SegSs = 0x2b;
+            thread->TrapFrame = trap;
+            KiSimRunOnStack(thread, (PVOID)KiSimSystemCall, &trap->Rip);
+        } else {
+            ULONG64* sp = (ULONG64*)(top - 0x38);
+            *sp = 0; /* the thread's outermost return address: a walk ends there */
+            KiSimRunOnStack(thread,
+                            thread->State == KTHREAD_STATE_READY ? (PVOID)KiSimBusyThread
+                                                                 : (PVOID)KiSimThreadWait,
+                            sp);
+        }
+        KSWITCH_FRAME* frame = (KSWITCH_FRAME*)thread->KernelStack;
+        if (frame != 0 && frame->Return != 0) {
+            KiSimParkedCount++;
+        }
+    }
+    KiSimParkingThread = 0;
+}
+
+// clang-format off
+/* The boot thread's side of a park: KiSimRunOnStack saves its nonvolatile registers, switches
+ * to the parked thread's stack and jumps to the routine; KiSwapContext leaves the switch frame
+ * and comes back here, to KiSimRunOnStack's caller. */
+__asm__(".text\n"
+        ".globl KiSimRunOnStack\n"
+        ".def KiSimRunOnStack; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiSimRunOnStack:\n"
+        "    pushq %rbp\n"
+        "    pushq %rbx\n"
+        "    pushq %rdi\n"
+        "    pushq %rsi\n"
+        "    pushq %r12\n"
+        "    pushq %r13\n"
+        "    pushq %r14\n"
+        "    pushq %r15\n"
+        "    subq $0xA8, %rsp\n"
+        "    movdqa %xmm6, 0x00(%rsp)\n"
+        "    movdqa %xmm7, 0x10(%rsp)\n"
+        "    movdqa %xmm8, 0x20(%rsp)\n"
+        "    movdqa %xmm9, 0x30(%rsp)\n"
+        "    movdqa %xmm10, 0x40(%rsp)\n"
+        "    movdqa %xmm11, 0x50(%rsp)\n"
+        "    movdqa %xmm12, 0x60(%rsp)\n"
+        "    movdqa %xmm13, 0x70(%rsp)\n"
+        "    movdqa %xmm14, 0x80(%rsp)\n"
+        "    movdqa %xmm15, 0x90(%rsp)\n"
+        "    movq %rsp, KiSimParkRsp(%rip)\n"
+        "    movq %r8, %rsp\n"
+        "    jmpq *%rdx\n"
+        "KiSimResumeBootThread:\n"
+        "    movq KiSimParkRsp(%rip), %rsp\n"
+        "    movdqa 0x00(%rsp), %xmm6\n"
+        "    movdqa 0x10(%rsp), %xmm7\n"
+        "    movdqa 0x20(%rsp), %xmm8\n"
+        "    movdqa 0x30(%rsp), %xmm9\n"
+        "    movdqa 0x40(%rsp), %xmm10\n"
+        "    movdqa 0x50(%rsp), %xmm11\n"
+        "    movdqa 0x60(%rsp), %xmm12\n"
+        "    movdqa 0x70(%rsp), %xmm13\n"
+        "    movdqa 0x80(%rsp), %xmm14\n"
+        "    movdqa 0x90(%rsp), %xmm15\n"
+        "    addq $0xA8, %rsp\n"
+        "    popq %r15\n"
+        "    popq %r14\n"
+        "    popq %r13\n"
+        "    popq %r12\n"
+        "    popq %rsi\n"
+        "    popq %rdi\n"
+        "    popq %rbx\n"
+        "    popq %rbp\n"
+        "    ret\n"
+        /* rcx = the thread being switched out; [rsp] = the return into KiSwapThread (or
+         * KiDispatchInterrupt). */
+        ".globl KiSwapContext\n"
+        ".def KiSwapContext; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiSwapContext:\n"
+        ".seh_proc KiSwapContext\n"
+        "    subq $(" SIM_STR(SIM_KSWITCH_FRAME_RETURN) "), %rsp\n"
+        ".seh_stackalloc " SIM_STR(SIM_KSWITCH_FRAME_RETURN) "\n"
+        ".seh_endprologue\n"
+        "    movq %rbp, " SIM_STR(SIM_KSWITCH_FRAME_RBP) "(%rsp)\n"
+        "    movq %rsp, " SIM_STR(SIM_KTHREAD_KERNEL_STACK) "(%rcx)\n"
+        "    jmp KiSimResumeBootThread\n"
+        ".seh_endproc\n"
+        /* Called from where a thread gets interrupted: the return address becomes the machine
+         * frame's rip, as the processor pushes it, then the interrupt entry. */
+        ".globl KiSimPreempt\n"
+        ".def KiSimPreempt; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiSimPreempt:\n"
+        "    popq %r10\n"
+        "    movq %rsp, %r11\n"
+        "    pushq $0x18\n"
+        "    pushq %r11\n"
+        "    pushfq\n"
+        "    pushq $0x10\n"
+        "    pushq %r10\n"
+        "    jmp KiDpcInterrupt\n"
+        /* The DPC interrupt entry: a machine frame, the trap frame under it. */
+        ".globl KiDpcInterrupt\n"
+        ".def KiDpcInterrupt; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiDpcInterrupt:\n"
+        ".seh_proc KiDpcInterrupt\n"
+        ".seh_pushframe\n"
+        "    subq $(" SIM_STR(SIM_KTRAP_FRAME_RIP) "), %rsp\n"
+        ".seh_stackalloc " SIM_STR(SIM_KTRAP_FRAME_RIP) "\n"
+        ".seh_endprologue\n"
+        "    movq %rax, " SIM_STR(SIM_KTRAP_FRAME_RAX) "(%rsp)\n"
+        "    movq %rcx, " SIM_STR(SIM_KTRAP_FRAME_RCX) "(%rsp)\n"
+        "    movq %rdx, " SIM_STR(SIM_KTRAP_FRAME_RDX) "(%rsp)\n"
+        "    movq %r8, " SIM_STR(SIM_KTRAP_FRAME_R8) "(%rsp)\n"
+        "    movq %r9, " SIM_STR(SIM_KTRAP_FRAME_R9) "(%rsp)\n"
+        "    movq %r10, " SIM_STR(SIM_KTRAP_FRAME_R10) "(%rsp)\n"
+        "    movq %r11, " SIM_STR(SIM_KTRAP_FRAME_R11) "(%rsp)\n"
+        "    movq %rbp, " SIM_STR(SIM_KTRAP_FRAME_RBP) "(%rsp)\n"
+        "    movq %rsp, %rcx\n"
+        "    callq KiDispatchInterrupt\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_RAX) "(%rsp), %rax\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_RCX) "(%rsp), %rcx\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_RDX) "(%rsp), %rdx\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_R8) "(%rsp), %r8\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_R9) "(%rsp), %r9\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_R10) "(%rsp), %r10\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_R11) "(%rsp), %r11\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_RBP) "(%rsp), %rbp\n"
+        "    addq $(" SIM_STR(SIM_KTRAP_FRAME_RIP) "), %rsp\n"
+        "    iretq\n"
+        ".seh_endproc\n"
+        /* The system call entry of a parked user-mode wait: the trap frame is filled (by
+         * KiSimParkThreads, as syscall and KiSystemCall64's prolog would); rsp = its Rip. One
+         * service only: NtWaitForSingleObject(r10, rdx, r8). */
+        ".globl KiSimSystemCall\n"
+        ".def KiSimSystemCall; .scl 2; .type 32; .endef\n"
+        ".p2align 4, 0xcc\n"
+        "KiSimSystemCall:\n"
+        ".seh_proc KiSimSystemCall\n"
+        ".seh_pushframe\n"
+        "    subq $(" SIM_STR(SIM_KTRAP_FRAME_RIP) "), %rsp\n"
+        ".seh_stackalloc " SIM_STR(SIM_KTRAP_FRAME_RIP) "\n"
+        ".seh_endprologue\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_R10) "(%rsp), %rcx\n"
+        "    movq " SIM_STR(SIM_KTRAP_FRAME_RDX) "(%rsp), %rdx\n"
+        "    xorl %r8d, %r8d\n"
+        "    callq NtWaitForSingleObject\n"
+        "    movq %rax, " SIM_STR(SIM_KTRAP_FRAME_RAX) "(%rsp)\n"
+        "    addq $(" SIM_STR(SIM_KTRAP_FRAME_RIP) "), %rsp\n"
+        "    iretq\n"
+        ".seh_endproc\n"
+        ".section .drectve,\"yn\"\n"
+        ".ascii \" -export:KiSwapContext -export:KiDpcInterrupt -export:KiSimSystemCall\"\n"
+        ".text\n");
+// clang-format on
+
+/* ------------------------------------------------------------------------------------------
  * Bug checks. As NT with a kernel debugger: KiBugCheckData, the "Fatal System Error" text,
  * a break at RtlpBreakWithStatusInstruction (KiBugCheckDebugBreak); once the debugger lets
  * the processor go, the crash dump is written and the machine reboots. Both are the
@@ -1855,6 +2244,7 @@ NTEXPORT __declspec(noinline) __declspec(noreturn) void PspSystemThreadStartup(
 
 NTEXPORT __declspec(noreturn) void KiSystemStartup(SIM_LOADER_BLOCK* LoaderBlock) {
     KeLoaderBlock = LoaderBlock;
+    KiSimParkThreads();
     for (ULONG64 i = 0; i < LoaderBlock->DriverCount && i < SIM_MAX_BOOT_DRIVERS; i++) {
         SIM_BOOT_DRIVER* driver = &LoaderBlock->Drivers[i];
         PDRIVER_INITIALIZE entry = (PDRIVER_INITIALIZE)driver->DriverEntry;

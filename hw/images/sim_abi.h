@@ -87,7 +87,9 @@ typedef struct SIM_LOADER_BLOCK {
 #define SIM_KPRCB_MAX_BREAKPOINTS 0x630        /* ULONG */
 #define SIM_KPRCB_MAX_WATCHPOINTS 0x634        /* ULONG */
 #define SIM_KPRCB_DEBUGGER_SAVED_IRQL 0x638    /* UCHAR: the IRQL before the debugger ran */
-#define SIM_KPRCB_SIZE 0x680
+#define SIM_KPRCB_READY_SUMMARY 0x640          /* ULONG: bit P set = DispatcherReadyListHead[P] */
+#define SIM_KPRCB_DISPATCHER_READY_LIST_HEAD 0x680 /* LIST_ENTRY[32] of KTHREAD.WaitListEntry */
+#define SIM_KPRCB_SIZE 0x900
 #define SIM_KPCR_SIZE (SIM_KPCR_PRCB + SIM_KPRCB_SIZE)
 
 /* KTHREAD / ETHREAD / KPROCESS / EPROCESS and the other kernel objects. nt.c declares them under
@@ -101,6 +103,7 @@ typedef struct SIM_LOADER_BLOCK {
 #define SIM_KTHREAD_STACK_LIMIT 0x038
 #define SIM_KTHREAD_STACK_BASE 0x040
 #define SIM_KTHREAD_KERNEL_STACK 0x060
+#define SIM_KTHREAD_TRAP_FRAME 0x098
 #define SIM_KTHREAD_APC_STATE 0x0A0 /* KAPC_STATE (0x30) */
 #define SIM_KTHREAD_APC_STATE_PROCESS 0x0C0
 #define SIM_KTHREAD_WAIT_LIST_ENTRY 0x0D8
@@ -357,6 +360,41 @@ typedef struct SIM_DRIVER_REQUEST {
     SIM_U64 Status;       /* DriverEntry's NTSTATUS (sign-extended) */
     SIM_U64 Completed;    /* requests completed so far */
 } SIM_DRIVER_REQUEST;
+
+/* KTRAP_FRAME (Windows x64 field names and order, 0x10 bytes more after MxCsr than any real
+ * build) and KSWITCH_FRAME. Threads that are not running keep the latter at KTHREAD.KernelStack:
+ * the return address into the function that switched them out and their rbp. The trap-frame
+ * entries (nt.c: KiSystemCall64, KiDpcInterrupt) build the former under a machine frame that
+ * ends it: Rip, SegCs, EFlags, Rsp, SegSs, 8 bytes each. */
+#define SIM_KTRAP_FRAME_PREVIOUS_MODE 0x028
+#define SIM_KTRAP_FRAME_RAX 0x040
+#define SIM_KTRAP_FRAME_RCX 0x048
+#define SIM_KTRAP_FRAME_RDX 0x050
+#define SIM_KTRAP_FRAME_R8 0x058
+#define SIM_KTRAP_FRAME_R9 0x060
+#define SIM_KTRAP_FRAME_R10 0x068
+#define SIM_KTRAP_FRAME_R11 0x070
+#define SIM_KTRAP_FRAME_RBX 0x150
+#define SIM_KTRAP_FRAME_RDI 0x158
+#define SIM_KTRAP_FRAME_RSI 0x160
+#define SIM_KTRAP_FRAME_RBP 0x168
+#define SIM_KTRAP_FRAME_RIP 0x178
+#define SIM_KTRAP_FRAME_SEG_CS 0x180
+#define SIM_KTRAP_FRAME_EFLAGS 0x188
+#define SIM_KTRAP_FRAME_RSP 0x190
+#define SIM_KTRAP_FRAME_SEG_SS 0x198
+#define SIM_KTRAP_FRAME_SIZE 0x1A0
+#define SIM_KSWITCH_FRAME_RBP 0x030
+#define SIM_KSWITCH_FRAME_RETURN 0x038
+#define SIM_KSWITCH_FRAME_SIZE 0x040
+/* Threads nt parks at boot (KiSimParkThreads): a waiting thread's stack is built by running the
+ * wait path on it up to the context switch; a ready one is preempted by a DPC interrupt and
+ * queued in its processor's ready list. The simulator fills nt!KiSimParkList. */
+#define SIM_MAX_PARKED_THREADS 16
+#define SIM_USER_MODE 1
+/* Where a parked user-mode wait entered the kernel: ntdll (0x7FFCE5B00000, in each PEB's loader
+ * list; not mapped) NtWaitForSingleObject's syscall + 2. */
+#define SIM_USER_SYSCALL_RIP 0x00007FFCE5B9D0F4ULL
 
 /* DRIVER_OBJECT (not the DDK's layout: see the KTHREAD block above) and the KLDR_DATA_TABLE_ENTRY
  * fields nt uses (the loader entry keeps the layout every x64 build shares). */

@@ -8,6 +8,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "engine/Pdb.h"
 #include "engine/PeImage.h"
+#include "hw/images/sim_abi.h"
 #include "tests/e2e/Process.h"
 
 #include <doctest/doctest.h>
@@ -152,8 +153,9 @@ TEST_CASE("k through a machine frame and a chained function; k variants; .fnent;
     const uint64_t sp2 = addr(m[7]), ret2 = addr(m[8]), off2 = std::stoull(m[9], nullptr, 16);
     const uint64_t sp3 = addr(m[10]), ret3 = addr(m[11]), off3 = std::stoull(m[12], nullptr, 16);
     const uint64_t sp4 = addr(m[13]), off4 = std::stoull(m[15], nullptr, 16);
-    // kdsim's nt has no _KTRAP_FRAME: the trap frame is where the handler's prolog left rsp.
-    CHECK(trap == sp1);
+    // The trap frame is where nt!_KTRAP_FRAME's Rip would be the machine frame's rip (the
+    // machine frame is at sp1 + 0x28, below), as WinDbg places it.
+    CHECK(trap == sp1 + 0x28 - SIM_KTRAP_FRAME_RIP);
     // The machine frame the handler's unwind codes describe (push rbp; sub rsp,20h): rip, cs,
     // rflags, rsp, ss right above them. It holds frame 01's return address and frame 02's rsp.
     cmd(p, "dq " + windbg(sp1 + 0x28) + " L5");
