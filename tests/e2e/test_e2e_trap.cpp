@@ -14,8 +14,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <regex>
 #include <sstream>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 
@@ -254,6 +256,40 @@ TEST_CASE("threads that are not running: switch frames, trap frames, ready lists
     block(p, "eq " + windbg(head) + " " + windbg(flink));
     CHECK(match(block(p, "!ready"), "Cid 0338\\.0340"));
 
+    // The same text from a dump: .dump /f, then kdcart -z.
+    const std::vector<std::string> commands = {"!ready",
+                                               "!thread " + worker,
+                                               "!thread " + smss,
+                                               "!thread " + ready,
+                                               ".trap " + windbg(dpc_trap),
+                                               "k",
+                                               ".trap " + windbg(syscall_trap),
+                                               ".thread " + worker,
+                                               "k"};
+    std::vector<std::string> live;
+    for (const auto& c : commands) {
+        live.push_back(block(p, c));
+    }
+    block(p, ".thread");
+    char tmpl[] = "/tmp/kdcart-e2e-trap-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    const std::string dir = tmpl;
+    const std::string dump = dir + "/full.dmp";
+    const std::string saved = block(p, ".dump /f " + dump, 300s);
+    INFO(saved);
+    REQUIRE(std::filesystem::exists(dump));
     e2e::cmd(p, "q");
     CHECK(p.wait_exit(60s) == 0);
+
+    e2e::Process z({kBin + "/kdcart", "-z", dump, "-y", images});
+    REQUIRE(z.started());
+    EXPECT_OUT(z, "0: kd> ", 60s);
+    for (size_t i = 0; i < commands.size(); ++i) {
+        INFO(commands[i]);
+        CHECK(block(z, commands[i]) == live[i]);
+    }
+    e2e::cmd(z, "q");
+    CHECK(z.wait_exit(30s) == 0);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
 }
