@@ -174,7 +174,9 @@ std::string format_thread_stack(const std::vector<engine::StackFrame>& frames,
     for (const auto& f : frames) {
         std::string site = name ? name(f.pc) : std::string();
         if (site.empty()) {
-            site = format_address(f.pc);
+            char raw[24]; // as `k` shows an address outside every module
+            std::snprintf(raw, sizeof raw, "0x%llx", static_cast<unsigned long long>(f.pc));
+            site = raw;
         }
         if (f.machine_frame) {
             site +=

@@ -48,9 +48,11 @@ std::vector<StackFrame> StackWalker::walk(const CONTEXT& context, size_t max_fra
         frame.unwind_guessed = f->no_unwind_data;
         frames.push_back(frame);
         // The walk ends at a return address outside every module, or when the stack does not
-        // move up (a broken frame).
-        if (f->return_address == 0 || !image_base_of(f->return_address) ||
-            f->caller_rsp <= c.Rsp) {
+        // move up (a broken frame). A machine frame's interrupted pc is shown whatever it is
+        // (a system call's user-mode pc, as WinDbg shows it), its stack may be another one.
+        const bool interrupted = f->machine_frame.has_value();
+        if (f->return_address == 0 ||
+            (!interrupted && (!image_base_of(f->return_address) || f->caller_rsp <= c.Rsp))) {
             break;
         }
         c = f->caller; // nonvolatile registers too: outer frame-pointer frames need them

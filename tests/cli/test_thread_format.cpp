@@ -169,3 +169,26 @@ TEST_CASE("!process flag 1 details and the stack header") {
     CHECK(stack == "Child-SP          RetAddr           Call Site\n"
                    "fffff880`02b0ee70 fffff800`0187ba32 nt!KiSwapContext+0x7a\n");
 }
+
+TEST_CASE("a thread's stack through a system call: TrapFrame @ and the user-mode pc") {
+    std::vector<engine::StackFrame> frames(2);
+    frames[0].child_sp = 0xfffff88004bfee60;
+    frames[0].return_address = 0x00007ffce5b9d0f4;
+    frames[0].pc = 0xfffff80000601249;
+    frames[0].machine_frame = 0xfffff88004bfefd8;
+    frames[1].child_sp = 0x000000a0153ffca8;
+    frames[1].pc = 0x00007ffce5b9d0f4;
+    const auto name = [](uint64_t a) {
+        return a >> 63 ? std::string("nt!KiSimSystemCall+0x19") : std::string();
+    };
+    // The trap frame from nt!_KTRAP_FRAME.Rip's offset when given, else the frame's rsp.
+    CHECK(
+        format_thread_stack(frames, name, 4,
+                            [](const engine::StackFrame& f) { return *f.machine_frame - 0x178; }) ==
+        "    Child-SP          RetAddr           Call Site\n"
+        "    fffff880`04bfee60 00007ffc`e5b9d0f4 nt!KiSimSystemCall+0x19 (TrapFrame @ "
+        "fffff880`04bfee60)\n"
+        "    000000a0`153ffca8 00000000`00000000 0x7ffce5b9d0f4\n");
+    CHECK(format_thread_stack(frames, name, 0).find("(TrapFrame @ fffff880`04bfee60)\n") !=
+          std::string::npos);
+}

@@ -177,12 +177,17 @@ TEST_CASE("threads that are not running: switch frames, trap frames, ready lists
                           &m),
                     out);
     const uint64_t user_rip = num(m[2]), syscall_trap = num(m[3]);
+    const std::string smss_stack = out;
     // The trap frame is the one nt recorded in KTHREAD.TrapFrame.
     out = block(p, "dt nt!_KTHREAD " + smss + " TrapFrame");
     CHECK(match(out, "TrapFrame +: 0x" + windbg(syscall_trap) + " "));
     CHECK(user_rip == qword(p, syscall_trap + SIM_KTRAP_FRAME_RIP));
     const uint64_t user_rsp = qword(p, syscall_trap + SIM_KTRAP_FRAME_RSP);
     const uint64_t r10 = qword(p, syscall_trap + SIM_KTRAP_FRAME_R10);
+    // The walk goes on past the machine frame: the user-mode pc on the user stack (not mapped
+    // here: no return address), as WinDbg shows a system call's caller.
+    CHECK(match(smss_stack, R"(\(TrapFrame @ )" + windbg(syscall_trap) + "\\)\n" +
+                                windbg(user_rsp) + " 00000000`00000000 0x" + hex(user_rip) + "\n"));
     out = block(p, ".trap " + windbg(syscall_trap));
     CHECK(match(out, "(^|\n)NOTE: The trap frame does not contain all registers.\n"
                      "Some register values may be zeroed or incorrect.\nrax="));
