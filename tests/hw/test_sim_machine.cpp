@@ -1628,3 +1628,61 @@ TEST_CASE("workload: kdtest's device on the PnP manager's PDO, with a pending IR
     uint64_t block = read_as<uint64_t>(*m, w.pending_irp_thread + SIM_KTHREAD_WAIT_BLOCK_LIST);
     CHECK(read_as<uint64_t>(*m, block + SIM_KWAIT_BLOCK_OBJECT) == event);
 }
+
+TEST_CASE("workload: nt parks the waiting and ready threads: switch frames, trap frames, ready "
+          "lists") {
+    auto m = make_machine(2);
+    const auto& w = m->workload();
+    const auto swap_context = m->address_of("nt", "KiSwapContext");
+    const auto parked_count = m->address_of("nt", "KiSimParkedCount");
+    REQUIRE(swap_context);
+    REQUIRE(parked_count);
+    uint32_t parked = 0;
+    std::array<uint32_t, 2> summary{};
+    for (const auto& p : w.processes) {
+        for (const auto& t : p.threads) {
+            if (t.tid == 0 || (t.state != 5 && t.state != 1)) {
+                continue;
+            }
+            INFO(p.image << " thread " << t.tid);
+            ++parked;
+            const uint64_t top = read_as<uint64_t>(*m, t.ethread + SIM_KTHREAD_INITIAL_STACK);
+            const uint64_t limit = read_as<uint64_t>(*m, t.ethread + SIM_KTHREAD_STACK_LIMIT);
+            const uint64_t frame = read_as<uint64_t>(*m, t.ethread + SIM_KTHREAD_KERNEL_STACK);
+            REQUIRE(frame > limit);
+            REQUIRE(frame + SIM_KSWITCH_FRAME_SIZE <= top);
+            // The switch frame returns right after a `call nt!KiSwapContext` (e8 rel32).
+            const uint64_t ret = read_as<uint64_t>(*m, frame + SIM_KSWITCH_FRAME_RETURN);
+            CHECK(read_as<uint8_t>(*m, ret - 5) == 0xE8);
+            CHECK(ret + static_cast<int64_t>(read_as<int32_t>(*m, ret - 4)) == *swap_context);
+            const uint64_t trap = read_as<uint64_t>(*m, t.ethread + SIM_KTHREAD_TRAP_FRAME);
+            if (t.state == 5 && t.wait_mode == 1) {
+                // A user-mode wait: the system call's trap frame at the top of the stack.
+                CHECK(trap == top - SIM_KTRAP_FRAME_SIZE);
+                CHECK(read_as<uint64_t>(*m, trap + SIM_KTRAP_FRAME_RIP) == SIM_USER_SYSCALL_RIP);
+                CHECK(read_as<uint16_t>(*m, trap + SIM_KTRAP_FRAME_SEG_CS) == 0x33);
+                CHECK(read_as<uint8_t>(*m, trap + SIM_KTRAP_FRAME_PREVIOUS_MODE) == 1);
+            } else {
+                CHECK(trap == 0);
+            }
+            if (t.state == 1) {
+                // A ready thread: in its processor's list at its priority.
+                const uint32_t cpu = read_as<uint32_t>(*m, t.ethread + SIM_KTHREAD_NEXT_PROCESSOR);
+                REQUIRE(cpu < 2);
+                const uint8_t pri = read_as<uint8_t>(*m, t.ethread + SIM_KTHREAD_PRIORITY);
+                summary[cpu] |= 1u << pri;
+                const uint64_t head =
+                    m->kprcb(cpu) + SIM_KPRCB_DISPATCHER_READY_LIST_HEAD + uint64_t{pri} * 16;
+                CHECK(read_as<uint64_t>(*m, head) == t.ethread + SIM_KTHREAD_WAIT_LIST_ENTRY);
+                CHECK(read_as<uint64_t>(*m, t.ethread + SIM_KTHREAD_WAIT_LIST_ENTRY) == head);
+            }
+        }
+    }
+    CHECK(parked == 9);
+    CHECK(read_as<uint32_t>(*m, *parked_count) == parked);
+    for (uint32_t cpu = 0; cpu < 2; ++cpu) {
+        CHECK(read_as<uint32_t>(*m, m->kprcb(cpu) + SIM_KPRCB_READY_SUMMARY) == summary[cpu]);
+    }
+    CHECK(summary[0] == 1u << 10);
+    CHECK(summary[1] == 1u << 8);
+}
