@@ -1,6 +1,7 @@
 // WinDbg debugger command programs: statements, control flow tokens, script files.
 #include "cli/Script.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace kdcart::cli {
@@ -57,9 +58,10 @@ size_t skip_alias_token(std::string_view text, size_t i) {
     return end == std::string_view::npos ? text.size() : end + 1;
 }
 
-// The ';' that ends the statement starting at `from` (outside quotes and { } blocks), or the
-// end of the text.
-size_t statement_end(std::string_view text, size_t from) {
+// Scans text from `from`, skipping quoted strings and ${...} tokens, counting `open`/`close`
+// nesting; returns the index of the first `stop` found at depth 0 (after the nesting was
+// entered when `stop` is `close`), or npos.
+size_t scan_nested(std::string_view text, size_t from, char open, char close, char stop) {
     int depth = 0;
     for (size_t i = from; i < text.size();) {
         const char c = text[i];
@@ -71,39 +73,29 @@ size_t statement_end(std::string_view text, size_t from) {
             i = skip_alias_token(text, i);
             continue;
         }
-        if (c == '{') {
+        if (c == open) {
             ++depth;
-        } else if (c == '}' && depth > 0) {
-            --depth;
-        } else if (c == ';' && depth == 0) {
-            return i;
-        }
-        ++i;
-    }
-    return text.size();
-}
-
-// The ')' matching the '(' at text[open], or npos.
-size_t matching_paren(std::string_view text, size_t open) {
-    int depth = 0;
-    for (size_t i = open; i < text.size();) {
-        const char c = text[i];
-        if (c == '"') {
-            i = skip_quoted(text, i);
-            continue;
-        }
-        if (c == '$' && i + 1 < text.size() && text[i + 1] == '{') {
-            i = skip_alias_token(text, i);
-            continue;
-        }
-        if (c == '(') {
-            ++depth;
-        } else if (c == ')' && --depth == 0) {
+        } else if (c == close && depth > 0) {
+            if (--depth == 0 && stop == close) {
+                return i;
+            }
+        } else if (c == stop && depth == 0) {
             return i;
         }
         ++i;
     }
     return std::string_view::npos;
+}
+
+// The ';' that ends the statement starting at `from` (outside quotes and { } blocks), or the
+// end of the text.
+size_t statement_end(std::string_view text, size_t from) {
+    return std::min(scan_nested(text, from, '{', '}', ';'), text.size());
+}
+
+// The ')' matching the '(' at text[open], or npos.
+size_t matching_paren(std::string_view text, size_t open) {
+    return scan_nested(text, open, '(', ')', ')');
 }
 
 // A file name or argument: "quoted" or up to a blank or ';'.
