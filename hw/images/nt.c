@@ -1901,14 +1901,14 @@ __asm__(".text\n"
 /* ------------------------------------------------------------------------------------------
  * Threads that are not running. There is no scheduler here, but the threads the simulator made
  * waiting or ready get the stacks Windows x64 leaves such threads: at boot, KiSimParkThreads
- * runs each one's way into the dispatcher on its own kernel stack, up to KiSwapContext, which
- * saves a KSWITCH_FRAME (rbp, the return address) at KTHREAD.KernelStack and switches back to
- * the boot thread. A kernel-mode wait: KiSimThreadWait -> KeWaitForSingleObject -> KiSwapThread.
- * A user-mode wait enters through a system call: a KTRAP_FRAME with the user registers at the
- * top of the stack (KTHREAD.TrapFrame), KiSimSystemCall -> NtWaitForSingleObject -> the same.
- * A ready thread was preempted: KiSimBusyThread is interrupted (KiDpcInterrupt builds a
- * KTRAP_FRAME), KiDispatchInterrupt queues it in its processor's
- * KPRCB.DispatcherReadyListHead[Priority] (ReadySummary bit set) and switches.
+ * runs each one's way into the dispatcher on its own kernel stack, up to KiSwapContext, whose
+ * SwapContext saves a KSWITCH_FRAME (rbp, the return address into KiSwapContext) at
+ * KTHREAD.KernelStack and switches back to the boot thread. A kernel-mode wait: KiSimThreadWait ->
+ * KeWaitForSingleObject -> KiSwapThread. A user-mode wait enters through a system call: a
+ * KTRAP_FRAME with the user registers at the top of the stack (KTHREAD.TrapFrame), KiSimSystemCall
+ * -> NtWaitForSingleObject -> the same. A ready thread was preempted: KiSimBusyThread is
+ * interrupted (KiDpcInterrupt builds a KTRAP_FRAME), KiDispatchInterrupt queues it in its
+ * processor's KPRCB.DispatcherReadyListHead[Priority] (ReadySummary bit set) and switches.
  * ---------------------------------------------------------------------------------------- */
 #define SIM_STR2(x) #x
 #define SIM_STR(x) SIM_STR2(x)
@@ -1920,9 +1920,18 @@ NTEXPORT ULONG64 KiSimParkRsp; /* the boot thread's stack while another one is p
 static KTHREAD* KiSimParkingThread;
 
 void KiSimRunOnStack(PVOID Argument, PVOID Routine, PVOID StackPointer);
-void KiSwapContext(KTHREAD* Thread);
+void SwapContext(KTHREAD* Thread);
 void KiSimSystemCall(void);
 void KiSimPreempt(void);
+
+/* As on Windows x64, the switch frame's return address is in KiSwapContext (after the call to
+ * SwapContext, which saves the frame), KernelStack + sizeof(KSWITCH_FRAME) its stack. */
+NTEXPORT __declspec(noinline) BOOLEAN KiSwapContext(KTHREAD* Thread) {
+    Thread->Running = 0;
+    SwapContext(Thread);
+    Thread->Running = 1;
+    return Thread->ApcState.KernelApcPending;
+}
 
 static __declspec(noinline) NTSTATUS KiSwapThread(KTHREAD* Thread) {
     Thread->ContextSwitches++;
@@ -2044,7 +2053,7 @@ static void KiSimParkThreads(void) {
 
 // clang-format off
 /* The boot thread's side of a park: KiSimRunOnStack saves its nonvolatile registers, switches
- * to the parked thread's stack and jumps to the routine; KiSwapContext leaves the switch frame
+ * to the parked thread's stack and jumps to the routine; SwapContext leaves the switch frame
  * and comes back here, to KiSimRunOnStack's caller. */
 __asm__(".text\n"
         ".globl KiSimRunOnStack\n"
@@ -2095,13 +2104,12 @@ __asm__(".text\n"
         "    popq %rbx\n"
         "    popq %rbp\n"
         "    ret\n"
-        /* rcx = the thread being switched out; [rsp] = the return into KiSwapThread (or
-         * KiDispatchInterrupt). */
-        ".globl KiSwapContext\n"
-        ".def KiSwapContext; .scl 2; .type 32; .endef\n"
+        /* rcx = the thread being switched out; [rsp] = the return into KiSwapContext. */
+        ".globl SwapContext\n"
+        ".def SwapContext; .scl 2; .type 32; .endef\n"
         ".p2align 4, 0xcc\n"
-        "KiSwapContext:\n"
-        ".seh_proc KiSwapContext\n"
+        "SwapContext:\n"
+        ".seh_proc SwapContext\n"
         "    subq $(" SIM_STR(SIM_KSWITCH_FRAME_RETURN) "), %rsp\n"
         ".seh_stackalloc " SIM_STR(SIM_KSWITCH_FRAME_RETURN) "\n"
         ".seh_endprologue\n"
@@ -2175,7 +2183,7 @@ __asm__(".text\n"
         "    iretq\n"
         ".seh_endproc\n"
         ".section .drectve,\"yn\"\n"
-        ".ascii \" -export:KiSwapContext -export:KiDpcInterrupt -export:KiSimSystemCall\"\n"
+        ".ascii \" -export:SwapContext -export:KiDpcInterrupt -export:KiSimSystemCall\"\n"
         ".text\n");
 // clang-format on
 

@@ -1,7 +1,7 @@
 // End to end: threads that are not running, through nt's _KSWITCH_FRAME, _KTRAP_FRAME and
 // _KPRCB.DispatcherReadyListHead by field name. kdsim's nt parks its waiting and ready threads
 // at boot (hw/README.md "Threads that are not running"): a waiting thread's KernelStack holds a
-// switch frame whose return address is in nt!KiSwapThread, a user-mode wait entered through
+// switch frame whose return address is in nt!KiSwapContext, a user-mode wait entered through
 // nt!KiSimSystemCall with a trap frame (KTHREAD.TrapFrame), a ready thread was preempted through
 // nt!KiDpcInterrupt (a trap frame) and sits in its processor's ready list. Checked: !thread /
 // !process 0 7 / .thread + k stacks named by symbol against the switch frame in memory; .trap's
@@ -124,30 +124,33 @@ TEST_CASE("threads that are not running: switch frames, trap frames, ready lists
     const uint64_t kernel_stack = num(m[2]);
     REQUIRE(match(out,
                   "\nChild-SP          RetAddr           Call Site\n" + kA + " " + kA +
+                      R"( nt!KiSwapContext\+0x([0-9a-f]+)\n)" + kA + " " + kA +
                       R"( nt!KiSwapThread\+0x([0-9a-f]+)\n)" + kA + " " + kA +
                       R"( nt!KeWaitForSingleObject\+0x([0-9a-f]+)\n)" + kA +
                       R"( 00000000`00000000 nt!KiSimThreadWait\+0x([0-9a-f]+)\n)",
                   &m));
     const uint64_t sp0 = num(m[1]), ret0 = num(m[2]), off0 = num(m[3]);
-    const uint64_t ret1 = num(m[5]), off1 = num(m[6]), off2 = num(m[8]);
+    const uint64_t ret1 = num(m[5]), off1 = num(m[6]), ret2 = num(m[8]), off2 = num(m[9]);
+    const uint64_t off3 = num(m[11]);
     // Frame 0 is where the switch frame at KTHREAD.KernelStack returns to, its stack pointer
     // just past that frame; each return address is where the next frame executes.
     CHECK(qword(p, kernel_stack + SIM_KSWITCH_FRAME_RETURN) ==
-          eval(p, "nt!KiSwapThread+0x" + hex(off0)));
+          eval(p, "nt!KiSwapContext+0x" + hex(off0)));
     CHECK(sp0 == kernel_stack + SIM_KSWITCH_FRAME_SIZE);
-    CHECK(ret0 == eval(p, "nt!KeWaitForSingleObject+0x" + hex(off1)));
-    CHECK(ret1 == eval(p, "nt!KiSimThreadWait+0x" + hex(off2)));
+    CHECK(ret0 == eval(p, "nt!KiSwapThread+0x" + hex(off1)));
+    CHECK(ret1 == eval(p, "nt!KeWaitForSingleObject+0x" + hex(off2)));
+    CHECK(ret2 == eval(p, "nt!KiSimThreadWait+0x" + hex(off3)));
     // .thread + k: the same frames.
     CHECK(match(block(p, ".thread " + worker), "Implicit thread is now "));
     out = block(p, "k");
     CHECK(match(out, "  \\*\\*\\* Stack trace for last set context - .thread/.cxr resets it\n"
                      "Child-SP          RetAddr           Call Site\n" +
-                         windbg(sp0) + " " + windbg(ret0) + " nt!KiSwapThread\\+0x" + hex(off0) +
+                         windbg(sp0) + " " + windbg(ret0) + " nt!KiSwapContext\\+0x" + hex(off0) +
                          "\n"));
     block(p, ".thread");
 
-    // Every waiting thread's stack in !process 0 7 starts in KiSwapThread; the ready ones
-    // were switched out from KiDispatchInterrupt.
+    // Every waiting and ready thread's stack in !process 0 7 starts in KiSwapContext; the ready
+    // ones were switched out from KiDispatchInterrupt.
     out = block(p, "!process 0 7");
     size_t waits = 0, swaps = 0, readies = 0, preempted = 0;
     for (size_t at = 0; (at = out.find(" WAIT: (", at)) != std::string::npos; ++at) {
@@ -156,14 +159,16 @@ TEST_CASE("threads that are not running: switch frames, trap frames, ready lists
     for (size_t at = 0; (at = out.find("Call Site\n        ", at)) != std::string::npos; ++at) {
         const size_t eol = out.find('\n', at + 10);
         const std::string first = out.substr(at + 10, eol - at - 10);
-        swaps += first.find(" nt!KiSwapThread+0x") != std::string::npos;
-        preempted += first.find(" nt!KiDispatchInterrupt+0x") != std::string::npos;
+        swaps += first.find(" nt!KiSwapContext+0x") != std::string::npos;
+        const size_t eol2 = out.find('\n', eol + 1);
+        preempted +=
+            out.substr(eol, eol2 - eol).find(" nt!KiDispatchInterrupt+0x") != std::string::npos;
     }
     for (size_t at = 0; (at = out.find(" READY on processor ", at)) != std::string::npos; ++at) {
         ++readies;
     }
     CHECK(waits == 7);
-    CHECK(swaps == waits);
+    CHECK(swaps == waits + readies);
     CHECK(readies == 2);
     CHECK(preempted == readies);
     CHECK(out.find("Unable to get the thread's stack") == std::string::npos);
@@ -203,14 +208,15 @@ TEST_CASE("threads that are not running: switch frames, trap frames, ready lists
     const std::string ready = thread_of(p, "280", "0280\\.0288");
     out = block(p, "!thread " + ready);
     REQUIRE_MESSAGE(match(out,
-                          "Call Site\n" + kA + " " + kA +
-                              R"( nt!KiDispatchInterrupt\+0x[0-9a-f]+\n)" + kA + " " + kA +
-                              R"( nt!KiDpcInterrupt\+0x[0-9a-f]+ \(TrapFrame @ )" + kA + "\\)\n" +
-                              kA + R"( 00000000`00000000 nt!KiSimBusyThread\+0x([0-9a-f]+)\n)",
+                          "Call Site\n" + kA + " " + kA + R"( nt!KiSwapContext\+0x[0-9a-f]+\n)" +
+                              kA + " " + kA + R"( nt!KiDispatchInterrupt\+0x[0-9a-f]+\n)" + kA +
+                              " " + kA + R"( nt!KiDpcInterrupt\+0x[0-9a-f]+ \(TrapFrame @ )" + kA +
+                              "\\)\n" + kA +
+                              R"( 00000000`00000000 nt!KiSimBusyThread\+0x([0-9a-f]+)\n)",
                           &m),
                     out);
-    const uint64_t busy_rip = num(m[4]), dpc_trap = num(m[5]), busy_sp = num(m[6]);
-    const uint64_t busy_off = num(m[7]);
+    const uint64_t busy_rip = num(m[6]), dpc_trap = num(m[7]), busy_sp = num(m[8]);
+    const uint64_t busy_off = num(m[9]);
     CHECK(busy_rip == eval(p, "nt!KiSimBusyThread+0x" + hex(busy_off)));
     CHECK(busy_rip == qword(p, dpc_trap + SIM_KTRAP_FRAME_RIP));
     CHECK(busy_sp == qword(p, dpc_trap + SIM_KTRAP_FRAME_RSP));

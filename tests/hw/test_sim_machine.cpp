@@ -1633,7 +1633,7 @@ TEST_CASE("workload: nt parks the waiting and ready threads: switch frames, trap
           "lists") {
     auto m = make_machine(2);
     const auto& w = m->workload();
-    const auto swap_context = m->address_of("nt", "KiSwapContext");
+    const auto swap_context = m->address_of("nt", "SwapContext");
     const auto parked_count = m->address_of("nt", "KiSimParkedCount");
     REQUIRE(swap_context);
     REQUIRE(parked_count);
@@ -1651,7 +1651,8 @@ TEST_CASE("workload: nt parks the waiting and ready threads: switch frames, trap
             const uint64_t frame = read_as<uint64_t>(*m, t.ethread + SIM_KTHREAD_KERNEL_STACK);
             REQUIRE(frame > limit);
             REQUIRE(frame + SIM_KSWITCH_FRAME_SIZE <= top);
-            // The switch frame returns right after a `call nt!KiSwapContext` (e8 rel32).
+            // The switch frame returns right after a `call nt!SwapContext` (e8 rel32), as
+            // Windows x64's returns into KiSwapContext.
             const uint64_t ret = read_as<uint64_t>(*m, frame + SIM_KSWITCH_FRAME_RETURN);
             CHECK(read_as<uint8_t>(*m, ret - 5) == 0xE8);
             CHECK(ret + static_cast<int64_t>(read_as<int32_t>(*m, ret - 4)) == *swap_context);
