@@ -198,9 +198,15 @@ std::optional<std::string> read_command(cli::Repl& repl, bool interactive) {
     }
     std::string s;
     std::cout << repl.prompt() << std::flush;
-    if (!std::getline(std::cin, s)) {
-        std::cout << "\n";
-        return std::nullopt;
+    while (!std::getline(std::cin, s)) {
+        // Ctrl+C at the prompt interrupts the read (EINTR): a fresh prompt, not end of input.
+        if (std::feof(stdin) || cli::g_terminate.load() || !cli::g_interrupt.exchange(false)) {
+            std::cout << "\n";
+            return std::nullopt;
+        }
+        std::cin.clear();
+        std::clearerr(stdin);
+        std::cout << "\n" << repl.prompt() << std::flush;
     }
     std::cout << s << "\n" << std::flush;
     return s;
@@ -233,7 +239,8 @@ std::function<std::optional<std::string>(const std::string&)> make_line_reader(b
 int leave_target(engine::Debugger& dbg, cli::Repl& repl, cli::Output& out) {
     const int sig = g_terminate_signal;
     const bool terminated = cli::g_terminate.load();
-    const int code = terminated ? 128 + (sig != 0 ? sig : SIGTERM) : repl.exit_code();
+    // No signal recorded: a second Ctrl+C while a break-in was pending (Repl) asked to leave.
+    const int code = terminated ? 128 + (sig != 0 ? sig : SIGINT) : repl.exit_code();
     size_t software = 0;
     size_t hardware = 0;
     for (const auto* bp : dbg.breakpoints().all()) {
@@ -260,6 +267,10 @@ int leave_target(engine::Debugger& dbg, cli::Repl& repl, cli::Output& out) {
         if (dbg.state() == engine::RunState::Running) {
             out.write("kdcart: " + why + ", so it is left running as it was, with " + what +
                       " still set (a software breakpoint it hits will wait for a debugger)\n");
+            if (why.rfind("the target did not stop", 0) == 0) {
+                out.write("kdcart: the break-in sent to it may still stop it later; it then waits "
+                          "for a debugger\n");
+            }
             return code != 0 ? code : 1;
         }
     }
@@ -268,15 +279,29 @@ int leave_target(engine::Debugger& dbg, cli::Repl& repl, cli::Output& out) {
         auto r = repl.quit_requested() ? Result<void>(make_error(Errc::Timeout, "see above"))
                                        : dbg.detach();
         if (!r) {
-            out.write("kdcart: could not resume the target (" + r.error().message +
-                      "): it is left stopped in the debugger; breakpoints are out of its memory "
-                      "while it is stopped, but " +
-                      std::to_string(hardware) +
-                      " hardware breakpoint(s) stay in its debug registers until it runs\n");
+            // q cleared the table before it failed: the count is gone, not zero.
+            const std::string registers =
+                repl.quit_requested()
+                    ? "its debug registers keep what the last resume programmed"
+                    : std::to_string(hardware) +
+                          " hardware breakpoint(s) stay in its debug registers until it runs";
+            if (r.error().code == Errc::Disconnected) {
+                out.write("kdcart: the link to the target is lost (" + r.error().message +
+                          "), so the target could not be resumed: it waits, stopped, for a "
+                          "debugger; breakpoints are out of its memory while it is stopped, " +
+                          registers + "\n");
+            } else {
+                out.write("kdcart: could not resume the target (" + r.error().message +
+                          "): it is left stopped in the debugger; breakpoints are out of its "
+                          "memory while it is stopped, " +
+                          registers + "\n");
+            }
             return code != 0 ? code : 1;
         }
         if (terminated) {
             out.write("kdcart: terminated; breakpoints removed, target resumed\n");
+        } else if (!repl.quit_requested()) {
+            out.write("kdcart: end of input; breakpoints removed, target resumed\n");
         }
     }
     return code;
@@ -516,10 +541,17 @@ int main(int argc, char** argv) {
         ao.connect_timeout = std::chrono::milliseconds(static_cast<long>(connect_timeout * 1000));
     }
     ao.interrupted = [] { return cli::g_interrupt.exchange(false); };
+    ao.terminated = [] { return cli::g_terminate.load(); };
     auto first = dbg.attach(ao);
     if (!first) {
         std::fprintf(stderr, "kdcart: %s\n", first.error().message.c_str());
+        if (cli::g_terminate.load()) {
+            return 128 + (g_terminate_signal != 0 ? g_terminate_signal : SIGTERM);
+        }
         return first.error().code == Errc::Interrupted ? 130 : 1;
+    }
+    if (cli::g_terminate.load()) {
+        return leave_target(dbg, repl, out); // a signal while attaching: the stop it brought
     }
     repl.announce_connection(*first);
 

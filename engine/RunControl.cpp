@@ -32,9 +32,25 @@ Result<StopEvent> RunControl::attach(const AttachOptions& options) {
     bool said_waiting = false;
     bool breakin_sent = false;
     auto last_breakin = Clock::time_point{};
+    std::optional<Clock::time_point> leave_by;
     for (;;) {
         if (session.has_state_change()) {
             break;
+        }
+        if (options.terminated && options.terminated()) {
+            if (!breakin_sent) {
+                return make_error(
+                    Errc::Interrupted,
+                    "terminated before the target stopped: nothing on it was changed");
+            }
+            // The break-in is on its way: its stop lets the caller resume the target cleanly.
+            if (!leave_by) {
+                leave_by = Clock::now() + std::chrono::seconds(10);
+            } else if (Clock::now() >= *leave_by) {
+                return make_error(Errc::Interrupted,
+                                  "terminated; the target did not answer the break-in sent to it "
+                                  "(if it stops later, it waits for a debugger)");
+            }
         }
         if (options.interrupted && options.interrupted()) {
             if (breakin_sent) {

@@ -20,6 +20,10 @@ struct AttachOptions {
     std::optional<Millis> connect_timeout; // none: wait until interrupted
     // Polled while waiting; returns true when the user asked to stop waiting (Ctrl+C).
     std::function<bool()> interrupted;
+    // Polled while waiting; true once kdcart must leave (SIGTERM, SIGHUP). Before a break-in was
+    // sent the wait ends at once and nothing is changed on the target; after one, its stop is
+    // taken (for a few seconds) so that the caller can leave the target running.
+    std::function<bool()> terminated;
 };
 
 enum class RunState { Detached, Running, Stopped };
