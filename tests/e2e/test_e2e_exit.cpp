@@ -129,6 +129,12 @@ TEST_CASE("q qq and qd: breakpoints removed and target resumed (exit 0)") {
 
 TEST_CASE("end of input while stopped: as q and said so") {
     auto p = stopped_with_breakpoints();
+    // Ctrl+C at a prompt read from a pipe: a fresh prompt, not the end of input.
+    p->signal(SIGINT);
+    std::this_thread::sleep_for(300ms);
+    cmd(*p, "bl");
+    EXPECT_OUT(*p, R"( 1 e [0-9a-f`]+     0001 \(0001\) kdtest!KdTestSpin)", 30s);
+    EXPECT_OUT(*p, kPrompt, 30s);
     p->close_stdin();
     EXPECT_OUT(*p, "kdcart: end of input; breakpoints removed, target resumed", 60s);
     CHECK(p->wait_exit(60s) == 0);
