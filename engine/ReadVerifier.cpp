@@ -119,6 +119,7 @@ Result<ReadResult> ReadVerifier::fetch_once(const Fetch& fetch, uint64_t address
     for (int attempt = 0; attempt < 3; ++attempt) {
         const uint64_t before = m_session.link_stats().bytes_in;
         const uint64_t errors_before = m_session.error_events();
+        const auto c0 = m_session.counters();
         // A reply damaged again and again is given up on while a smaller request can be made
         // (it then gets through where this one does not); at the smallest size the session
         // asks for it until its reply_timeout.
@@ -128,13 +129,17 @@ Result<ReadResult> ReadVerifier::fetch_once(const Fetch& fetch, uint64_t address
         m_session.set_reply_retry_limit(0);
         ++m_read_requests;
         if (kdcom) {
-            // A damaged exchange shows as about two events (the bad packet and our RESEND, or
-            // the target's RESEND and our packet sent again).
+            // Each damaged attempt of this exchange shows as a packet sent again: a RESEND we
+            // asked for (a damaged or missing reply), one the target asked for (a damaged
+            // request) or our request sent again (its ACK lost).
+            const auto c = m_session.counters();
             const uint64_t errors = m_session.error_events() - errors_before;
-            if (errors == 0 && r) {
-                m_sizer.clean();
-            } else if (errors != 0) {
-                m_sizer.damaged(static_cast<uint32_t>((errors + 1) / 2));
+            const uint64_t attempts = (c.resends_sent + c.resends_received + c.retransmits) -
+                                      (c0.resends_sent + c0.resends_received + c0.retransmits);
+            const uint32_t damaged =
+                errors == 0 ? 0 : static_cast<uint32_t>(std::max<uint64_t>(attempts, 1));
+            if (r || damaged != 0) {
+                m_sizer.record(size, damaged, r.has_value());
             }
         }
         if (r || r.error().code != Errc::Timeout) {

@@ -6,7 +6,8 @@
 // implausible packets, timeouts, garbage bytes), and on a link that has shown errors every read
 // is verified: the same range is read again until two reads agree byte for byte (a byte no two
 // reads agree on is not shown). Requests are sized by RequestSizer from how each one fared
-// (a damaged reply shrinks the next request, a clean one grows it), a request whose reply keeps
+// (the line's error rate estimated from the damaged attempts; the size with the least line time
+// per byte at that rate), a request whose reply keeps
 // being damaged is given up on for a smaller one, and a request that fails on the link is sent
 // again. A read that still fails half-way
 // returns what came before the failure with status kLinkFailedStatus (not an unreadable page:

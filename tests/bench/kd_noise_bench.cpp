@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <spdlog/spdlog.h>
 #include <sstream>
 #include <string>
 
@@ -34,6 +35,11 @@ struct Figures {
     uint64_t reads = 0;
     uint64_t errors = 0;
     bool verified = false;
+    uint32_t chunk = 0;      // the request size reads use at the end of the row
+    uint64_t resends = 0;    // RESENDs asked (damaged or missing replies)
+    uint64_t timeouts = 0;   // requests given up on (a smaller one then asked for)
+    uint64_t link_bytes = 0; // bytes on the wire both ways
+    uint64_t bytes = 0;      // bytes read
 };
 
 // One kdsim with the given fault environment; reads the kernel's first 32 KiB over and over.
@@ -91,6 +97,8 @@ bool measure(const std::string& kdsim, unsigned baud, double seconds, const char
     const uint64_t base = v->KernBase;
     uint64_t bytes = 0;
     const auto t0 = steady_clock::now();
+    const auto counters0 = session.counters();
+    const auto link0 = session.link_stats();
     while (duration<double>(steady_clock::now() - t0).count() < seconds) {
         auto r = target.read_virtual(base, kReadSize);
         if (!r) {
@@ -107,8 +115,14 @@ bool measure(const std::string& kdsim, unsigned baud, double seconds, const char
         bytes += r->bytes.size();
         ++out.reads;
     }
+    out.bytes = bytes;
     out.rate = bytes / duration<double>(steady_clock::now() - t0).count();
     out.verified = target.reads().health().verified_reads > 0;
+    out.chunk = target.reads().health().chunk;
+    out.resends = session.counters().resends_sent - counters0.resends_sent;
+    out.timeouts = session.counters().timeouts - counters0.timeouts;
+    const auto link1 = session.link_stats();
+    out.link_bytes = (link1.bytes_in - link0.bytes_in) + (link1.bytes_out - link0.bytes_out);
     protocol::AMD64_DBGKD_CONTROL_SET cs{};
     cs.Dr7 = 0x400;
     cs.CurrentSymbolStart = 1;
@@ -123,6 +137,9 @@ int main(int argc, char** argv) {
     double seconds = 20;
     unsigned baud = 115200;
     std::vector<double> rates = {0, 1e-5, 1e-4, 1e-3};
+    if (std::getenv("KD_NOISE_BENCH_DEBUG") != nullptr) {
+        spdlog::set_level(spdlog::level::debug); // the session's and link's decisions, on stderr
+    }
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--kdsim" && i + 1 < argc) {
@@ -146,19 +163,28 @@ int main(int argc, char** argv) {
         }
     }
     std::printf("kdsim on a pty %s, 32 KiB reads of the kernel image for %.0f s per row\n",
-                baud ? ("paced at " + std::to_string(baud) + " baud").c_str() : "unpaced",
-                seconds);
+                baud ? ("paced at " + std::to_string(baud) + " baud").c_str() : "unpaced", seconds);
     std::vector<uint8_t> reference;
     Figures clean;
     if (!measure(kdsim, baud, seconds, nullptr, 0, reference, clean)) {
         return 1;
     }
-    std::printf("%-8s %-8s %10s %9s %9s %7s %7s %s\n", "fault", "rate", "bytes/s", "fraction",
-                "verified", "wrong", "unread", "reads");
-    std::printf("%-8s %-8s %10.0f %9.2f %9s %7llu %7llu %llu\n", "none", "0", clean.rate, 1.0,
-                clean.verified ? "yes" : "no", static_cast<unsigned long long>(clean.wrong),
-                static_cast<unsigned long long>(clean.unread),
-                static_cast<unsigned long long>(clean.reads));
+    std::printf("%-8s %-8s %10s %9s %9s %7s %7s %6s %7s %6s %8s %s\n", "fault", "rate", "bytes/s",
+                "fraction", "verified", "wrong", "unread", "reads", "request", "RESEND", "timeouts",
+                "wire/byte");
+    auto row = [&](const char* fault, const char* rate, const Figures& f) {
+        const double read_bytes = static_cast<double>(f.bytes);
+        std::printf(
+            "%-8s %-8s %10.0f %9.2f %9s %7llu %7llu %6llu %7u %6llu %8llu %9.2f%s\n", fault, rate,
+            f.rate, f.rate / clean.rate, f.verified ? "yes" : "no",
+            static_cast<unsigned long long>(f.wrong), static_cast<unsigned long long>(f.unread),
+            static_cast<unsigned long long>(f.reads), f.chunk,
+            static_cast<unsigned long long>(f.resends), static_cast<unsigned long long>(f.timeouts),
+            read_bytes > 0 ? static_cast<double>(f.link_bytes) / read_bytes : 0.0,
+            f.errors ? (" (" + std::to_string(f.errors) + " failed)").c_str() : "");
+        std::fflush(stdout);
+    };
+    row("none", "0", clean);
     for (const char* env : {"KDSIM_CORRUPT_RATE", "KDSIM_DROP_RATE"}) {
         for (double r : rates) {
             if (r == 0) {
@@ -168,15 +194,10 @@ int main(int argc, char** argv) {
             if (!measure(kdsim, baud, seconds, env, r, reference, f)) {
                 return 1;
             }
-            std::printf("%-8s %-8g %10.0f %9.2f %9s %7llu %7llu %llu%s\n",
-                        std::string(env).find("CORRUPT") != std::string::npos ? "corrupt"
-                                                                               : "drop",
-                        r, f.rate, f.rate / clean.rate, f.verified ? "yes" : "no",
-                        static_cast<unsigned long long>(f.wrong),
-                        static_cast<unsigned long long>(f.unread),
-                        static_cast<unsigned long long>(f.reads),
-                        f.errors ? (" (" + std::to_string(f.errors) + " failed)").c_str() : "");
-            std::fflush(stdout);
+            char rate_text[32];
+            std::snprintf(rate_text, sizeof rate_text, "%g", r);
+            row(std::string(env).find("CORRUPT") != std::string::npos ? "corrupt" : "drop",
+                rate_text, f);
         }
     }
     return 0;
