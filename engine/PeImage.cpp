@@ -92,7 +92,7 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read, PeReadParts parts) {
     }
     // Signature, file header, and the largest optional header (PE32+ with 16 directories).
     const uint32_t nt_off = *lfanew;
-    const auto nt = read(nt_off, 4 + 20 + 240);
+    const auto nt = read(nt_off, parts.directories ? 4 + 20 + 240 : 4 + 20 + 0x70 + 8);
     if (get<uint32_t>(nt, 0) != 0x00004550 || nt.size() < 24 + 2) {
         return make_error(Errc::Malformed, "no PE signature");
     }
@@ -150,9 +150,13 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read, PeReadParts parts) {
     const size_t ndir_off = info.pe32_plus ? 108 : 92;
     const size_t dir_off = ndir_off + 4;
     uint32_t ndirs = std::min<uint32_t>(get<uint32_t>(nt, opt + ndir_off), 16);
-    // Only directories that fit inside the declared optional header count.
+    // Only directories that fit inside the declared optional header count (and, reading only
+    // the first, only that one).
     ndirs = static_cast<uint32_t>(
         std::min<size_t>(ndirs, opt_size > dir_off ? (opt_size - dir_off) / 8 : 0));
+    if (!parts.directories) {
+        ndirs = std::min<uint32_t>(ndirs, 1);
+    }
     for (uint32_t i = 0; i < ndirs; ++i) {
         info.directories.push_back({get<uint32_t>(nt, opt + dir_off + i * 8),
                                     get<uint32_t>(nt, opt + dir_off + i * 8 + 4)});

@@ -119,6 +119,9 @@ inline constexpr size_t k_dir_debug = 6;
 struct PeReadParts {
     bool sections = true;
     bool debug = true;
+    // false: the optional header only through the export directory's entry (one data
+    // directory; the checksum and the export table are all an export symbol needs).
+    bool directories = true;
 };
 
 // Reads the headers through `read` (RVA-addressed; the CodeView record through its RVA). Parts

@@ -154,7 +154,8 @@ void Symbols::load(const Module& m, ModuleSymbols& ms, std::optional<uint32_t> q
     // table change nothing that is shown: no PDB is looked for. They are read when the module is
     // completed.
     const bool light = quick_rva && m_path.empty() && !m_noisy;
-    auto image = read_pe_image(image_reader(m), light ? PeReadParts{false, false} : PeReadParts{});
+    auto image =
+        read_pe_image(image_reader(m), light ? PeReadParts{false, false, false} : PeReadParts{});
     if (image) {
         ms.image = *image;
     }

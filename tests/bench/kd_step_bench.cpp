@@ -81,9 +81,11 @@ bool park(cli::Repl& repl, engine::Debugger& dbg, Capture& out) {
                      out.text.c_str());
         return false;
     }
-    // The stop's registers, as the user would see them before stepping: each measured step then
-    // pays for its own stop only.
+    // The stop's registers, as the user would see them before stepping, and nt's export symbols
+    // (the attach read only the one its stop line shows; a step into nt would otherwise read the
+    // rest): each measured step then pays for its own stop only.
     (void)dbg.context();
+    repl.execute_line("x nt!Rtlp*");
     return true;
 }
 
