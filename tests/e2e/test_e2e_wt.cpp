@@ -96,7 +96,10 @@ TEST_CASE("wt: a loop's instruction count, a call's tree, -l, Ctrl+C") {
     // the stop in KdTestLoop are put back afterwards.
     cmd(p, "r $t1 = @rip; r $t2 = @rsp");
     for (int n : {3, 7}) {
-        cmd(p, "r rcx=" + std::to_string(n) + ", rip=kdtest!KdTestSpin, rsp=@$t2");
+        // A call from the stop's pc: its return address pushed below the stop's rsp (what
+        // happens to lie at the stop's rsp is not code).
+        cmd(p, "r rcx=" + std::to_string(n) + ", rip=kdtest!KdTestSpin, rsp=@$t2-8");
+        cmd(p, "eq @rsp @$t1");
         cmd(p, "? poi(@rsp)");
         REQUIRE(p.expect(R"(Evaluate expression: -?\d+ = ([0-9a-f]{8}`[0-9a-f]{8}))", 30s, &m));
         const std::string ret = m[1].str();
