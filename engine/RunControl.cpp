@@ -54,7 +54,9 @@ Result<StopEvent> RunControl::attach(const AttachOptions& options) {
         }
         if (options.interrupted && options.interrupted()) {
             if (breakin_sent) {
-                return make_error(Errc::Interrupted, "gave up waiting for the target");
+                return make_error(Errc::Interrupted,
+                                  "gave up waiting for the target (the break-in sent to it may "
+                                  "still stop it; it then waits for a debugger)");
             }
             m_breakin_requested = true;
         }
