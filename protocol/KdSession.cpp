@@ -353,9 +353,16 @@ void KdSession::handle_data_packet(const KdPacket& p) {
     const IdScheme scheme = m_link->id_scheme();
     const uint32_t ack_id = scheme == IdScheme::Kdcom ? (p.id & ~SYNC_PACKET_ID) : p.id;
     if (is_duplicate(p)) {
-        ++m_counters.duplicates;
-        if (scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0 &&
-            !m_reset_since_last_packet) {
+        const bool sync_id = scheme == IdScheme::Kdcom && (p.id & SYNC_PACKET_ID) != 0;
+        if (sync_id && m_reset_since_last_packet) {
+            // The target sends its pending packet again after a RESET, as KDCOM does: after our
+            // own RESET (every connect sends one) that is the protocol at work, not a sign of
+            // a noisy line, so it does not count as an error.
+            ++m_counters.repeats_after_reset;
+        } else {
+            ++m_counters.duplicates;
+        }
+        if (sync_id && !m_reset_since_last_packet) {
             m_resync_needed = true; // its ids started over: a RESET from it did not reach us
         }
         if (scheme != IdScheme::Kd1394) {

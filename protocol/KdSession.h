@@ -61,10 +61,11 @@ struct SessionOptions {
 };
 
 struct SessionCounters {
-    uint64_t resends_sent = 0;     // RESEND we asked for
-    uint64_t resends_received = 0; // RESEND the target asked for
-    uint64_t retransmits = 0;      // our packets sent again after a timeout
-    uint64_t duplicates = 0;       // target packets seen twice (our ACK was lost)
+    uint64_t resends_sent = 0;        // RESEND we asked for
+    uint64_t resends_received = 0;    // RESEND the target asked for
+    uint64_t retransmits = 0;         // our packets sent again after a timeout
+    uint64_t duplicates = 0;          // target packets seen twice (our ACK was lost)
+    uint64_t repeats_after_reset = 0; // its pending packet sent again after a RESET (no error)
     uint64_t resets = 0;
     uint64_t target_resets = 0; // RESETs the target sent that we had not asked for
     uint64_t lost_requests = 0; // requests ACKed but never answered, sent again

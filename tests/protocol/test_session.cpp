@@ -399,6 +399,43 @@ TEST_CASE("RESET: host repeats RESET until answered; a target RESET is never a p
     f.target.expect_ack(INITIAL_PACKET_ID);
 }
 
+TEST_CASE("a packet the target sends again after our RESET is taken once and is no line error") {
+    Fixture f;
+    // A DbgPrint is taken and ACKed...
+    auto waiter =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(600)); });
+    DBGKD_DEBUG_IO io = kd_zero<DBGKD_DEBUG_IO>();
+    io.ApiNumber = DbgKdPrintStringApi;
+    const std::string text = "kdtest: before the reset\n";
+    io.u.PrintString.LengthOfString = static_cast<uint32_t>(text.size());
+    std::vector<uint8_t> payload;
+    kd_append(payload, io);
+    payload.insert(payload.end(), text.begin(), text.end());
+    f.target.send(PACKET_TYPE_KD_DEBUG_IO, INITIAL_PACKET_ID | SYNC_PACKET_ID, payload);
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    CHECK(!waiter.get());
+    // ...then we RESET (as every connect does), and the target, as KDCOM does, sends its last
+    // packet again under the SYNC id.
+    auto fut = std::async(std::launch::async, [&] { return f.session->reset(Millis(3000)); });
+    auto r = f.target.next();
+    REQUIRE(r.kind == LinkEventKind::Packet);
+    CHECK(r.packet.type == PACKET_TYPE_KD_RESET);
+    f.target.send(PACKET_TYPE_KD_RESET, INITIAL_PACKET_ID | SYNC_PACKET_ID);
+    REQUIRE(fut.get());
+    while (!f.target.silent_for(Millis(300))) {
+        (void)f.target.next(); // repeated RESETs that raced the answer
+    }
+    auto waiter2 =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(600)); });
+    f.target.send(PACKET_TYPE_KD_DEBUG_IO, INITIAL_PACKET_ID | SYNC_PACKET_ID, payload);
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    CHECK(!waiter2.get());
+    CHECK(f.rec.printed == text); // shown once
+    CHECK(f.session->counters().repeats_after_reset == 1);
+    CHECK(f.session->counters().duplicates == 0);
+    CHECK(f.session->error_events() == 0); // the line is not called noisy for it
+}
+
 // ---- issue 13: noisy links and malformed packets -----------------------------------------
 
 namespace {
