@@ -6,6 +6,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "engine/AddressTranslation.h"
 #include "engine/DumpFile.h"
+#include "tests/e2e/Block.h"
 #include "tests/e2e/Process.h"
 
 #include <cstdlib>
@@ -24,7 +25,6 @@ using engine::PageState;
 
 namespace {
 const std::string kBin = KDCART_BIN_DIR;
-const std::string kPrompt = R"(\d+: kd> )";
 constexpr uint64_t kPage = 4096;
 // A /f of kdsim (~50 MB) takes 2-5 s unloaded; a loaded machine has been seen 15x slower.
 constexpr auto kCaptureTimeout = std::chrono::milliseconds(240s);
@@ -71,28 +71,10 @@ e2e::Process start_sim(std::vector<std::string> extra) {
     return e2e::Process(argv);
 }
 
-// Runs one command line and returns what kdcart printed before the next prompt (kdsim's own
-// log lines, when they reach the same stream, are left out).
+// One command line's output up to the next prompt (a capture may take a while: 60 s).
 std::string block(e2e::Process& p, const std::string& command,
                   std::chrono::milliseconds timeout = 60s) {
-    const size_t start = p.mark();
-    e2e::cmd(p, command);
-    std::smatch m;
-    const bool ok = p.expect(kPrompt, timeout, &m);
-    if (!ok) {
-        MESSAGE("transcript:\n" << p.transcript());
-    }
-    REQUIRE_MESSAGE(ok, "no prompt after '" << command << "'");
-    const size_t end = p.mark() - static_cast<size_t>(m.length(0));
-    const std::string raw = p.transcript().substr(start, end - start);
-    std::string out;
-    std::istringstream in(raw);
-    for (std::string line; std::getline(in, line);) {
-        if (line.find("[kdsim]") == std::string::npos) {
-            out += line + "\n";
-        }
-    }
-    return out;
+    return e2e::command_output(p, command, timeout);
 }
 
 bool contains(const std::string& text, const std::string& what) {

@@ -7,6 +7,7 @@
 // &KdTestPagedFunction, 2, 0, &KdTestRaiseBugCheck) called from kdtest!KdTestRaiseBugCheck).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "hw/images/sim_abi.h"
+#include "tests/e2e/Block.h"
 #include "tests/e2e/Process.h"
 
 #include <cinttypes>
@@ -47,24 +48,14 @@ struct TempDir {
     std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
 
-// Runs one command and returns what it printed up to the next prompt (kdsim's log lines out).
+// Runs one command and returns what it printed up to the next prompt, without the drivers'
+// DbgPrint lines and the echoed command line.
 std::string block(e2e::Process& p, const std::string& command,
                   std::chrono::milliseconds timeout = 120s) {
-    const size_t start = p.mark();
-    e2e::cmd(p, command);
-    std::smatch m;
-    const bool ok = p.expect(kPrompt, timeout, &m);
-    if (!ok) {
-        MESSAGE("transcript:\n" << p.transcript());
-    }
-    REQUIRE_MESSAGE(ok, "no prompt after '" << command << "'");
-    const size_t end = p.mark() - static_cast<size_t>(m.length(0));
-    const std::string raw = p.transcript().substr(start, end - start);
     std::string out;
-    std::istringstream in(raw);
+    std::istringstream in(e2e::command_output(p, command, timeout));
     for (std::string line; std::getline(in, line);) {
-        if (line.find("[kdsim]") == std::string::npos && line.rfind("kdtest: ", 0) != 0 &&
-            line.rfind("kdlate: ", 0) != 0) {
+        if (line.rfind("kdtest: ", 0) != 0 && line.rfind("kdlate: ", 0) != 0) {
             out += line + "\n";
         }
     }

@@ -9,6 +9,7 @@
 // dump captured with .dump /f must print the same text.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include "hw/images/sim_abi.h"
+#include "tests/e2e/Block.h"
 #include "tests/e2e/Process.h"
 
 #include <doctest/doctest.h>
@@ -23,29 +24,11 @@ using namespace std::chrono_literals;
 
 namespace {
 const std::string kBin = KDCART_BIN_DIR;
-const std::string kPrompt = R"(\d+: kd> )";
 
-// The output of one command, up to the next prompt, without kdsim's own log lines.
+// One command line's output up to the next prompt, without kdsim's log lines.
 std::string block(e2e::Process& p, const std::string& command,
                   std::chrono::milliseconds timeout = 120s) {
-    const size_t start = p.mark();
-    e2e::cmd(p, command);
-    std::smatch m;
-    const bool ok = p.expect(kPrompt, timeout, &m);
-    if (!ok) {
-        MESSAGE("transcript:\n" << p.transcript());
-    }
-    REQUIRE_MESSAGE(ok, "no prompt after '" << command << "'");
-    const size_t end = p.mark() - static_cast<size_t>(m.length(0));
-    const std::string raw = p.transcript().substr(start, end - start);
-    std::string out;
-    std::istringstream in(raw);
-    for (std::string line; std::getline(in, line);) {
-        if (line.find("[kdsim]") == std::string::npos) {
-            out += line + "\n";
-        }
-    }
-    return out;
+    return e2e::command_output(p, command, timeout);
 }
 
 bool has(const std::string& text, const std::string& re) {
