@@ -7,6 +7,7 @@
 #include "engine/DumpFile.h"
 #include "tests/e2e/Process.h"
 
+#include <cstdlib>
 #include <doctest/doctest.h>
 #include <fstream>
 #include <sstream>
@@ -224,10 +225,11 @@ TEST_CASE("corrupt 1e-3: db, !db and .dump /k are byte-identical to kdsim's memo
     noisy_session("corrupt", "1e-3", "11", true);
 }
 
-// A lost byte costs the quiet-line limit (at least 50 ms) and a RESEND: about 5 KB/s verified
-// at 1e-3, so this session leaves the 1 MB dump to the corrupt one.
-TEST_CASE("drop 1e-3: db and !db complete, and are right") {
-    noisy_session("drop", "1e-3", "12", false);
+// A lost byte costs the quiet-line limit (at least 50 ms) and a RESEND, so at 1e-3 the 1 MB
+// .dump /k takes minutes: it is part of this session only with KDCART_E2E_LONG=1 (5 min on the
+// 2-core machine, 2026-12-07), to keep CI inside its budget; the corrupt session always has it.
+TEST_CASE("drop 1e-3: db and !db (and .dump /k with KDCART_E2E_LONG=1) complete, and are right") {
+    noisy_session("drop", "1e-3", "12", std::getenv("KDCART_E2E_LONG") != nullptr);
 }
 
 TEST_CASE("SIGTERM under -c leaves kdsim running with its code intact") {
