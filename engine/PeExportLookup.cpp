@@ -1,4 +1,5 @@
 #include "engine/PeExportLookup.h"
+#include "engine/ByteLoad.h"
 
 #include <algorithm>
 #include <cstring>
@@ -7,17 +8,6 @@ namespace kdcart::engine {
 
 namespace {
 
-template <class T> std::optional<T> load(const std::vector<uint8_t>& b, size_t off) {
-    if (off > b.size() || b.size() - off < sizeof(T)) {
-        return std::nullopt;
-    }
-    T v;
-    std::memcpy(&v, b.data() + off, sizeof(T));
-    return v;
-}
-
-constexpr uint32_t kMaxExports = 65536; // as read_pe_exports
-constexpr uint32_t kMaxName = 256;      // as read_pe_exports
 constexpr uint32_t kFirstNameRead = 64; // most export names are shorter
 // What one more request costs on KDCOM besides its data (request, reply, two ACKs).
 constexpr uint64_t kRequestCost = 178;
@@ -29,14 +19,14 @@ std::optional<std::string> read_name(const ImageReader& read, uint32_t rva) {
     for (;;) {
         const auto b = read(rva, want);
         const auto nul = std::find(b.begin(), b.end(), 0);
-        if (nul != b.end() || b.size() >= kMaxName) {
-            const size_t n = std::min<size_t>(static_cast<size_t>(nul - b.begin()), kMaxName);
+        if (nul != b.end() || b.size() >= kMaxExportName) {
+            const size_t n = std::min<size_t>(static_cast<size_t>(nul - b.begin()), kMaxExportName);
             return std::string(b.begin(), b.begin() + static_cast<long>(n));
         }
-        if (b.size() < want || want >= kMaxName) {
+        if (b.size() < want || want >= kMaxExportName) {
             return std::nullopt; // unreadable before its end
         }
-        want = kMaxName;
+        want = kMaxExportName;
     }
 }
 

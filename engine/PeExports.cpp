@@ -1,4 +1,5 @@
 #include "engine/PeExports.h"
+#include "engine/ByteLoad.h"
 
 #include <algorithm>
 #include <cstring>
@@ -6,15 +7,6 @@
 namespace kdcart::engine {
 
 namespace {
-template <class T> std::optional<T> load(const std::vector<uint8_t>& b, size_t off) {
-    if (off > b.size() || b.size() - off < sizeof(T)) {
-        return std::nullopt;
-    }
-    T v;
-    std::memcpy(&v, b.data() + off, sizeof(T));
-    return v;
-}
-constexpr uint32_t kMaxExports = 65536;
 constexpr uint32_t kMaxExportSweep = 1024 * 1024;
 } // namespace
 
@@ -70,7 +62,7 @@ Result<std::vector<ExportSymbol>> read_pe_exports(uint64_t base, const ImageRead
     std::vector<uint8_t> strings;
     if (*n_names > 0 && hi >= lo && hi - lo < 16 * 1024 * 1024) {
         // The last name ends within 256 bytes, and within the directory when it lies there.
-        uint64_t stop = uint64_t{hi} + 256;
+        uint64_t stop = uint64_t{hi} + kMaxExportName;
         const uint64_t dir_end = uint64_t{*exp_rva} + *exp_size;
         if (lo >= *exp_rva && hi < dir_end) {
             stop = std::min(stop, dir_end);
@@ -94,7 +86,7 @@ Result<std::vector<ExportSymbol>> read_pe_exports(uint64_t base, const ImageRead
             continue;
         }
         size_t end = off;
-        while (end < strings.size() && strings[end] != 0 && end - off < 256) {
+        while (end < strings.size() && strings[end] != 0 && end - off < kMaxExportName) {
             ++end;
         }
         out.push_back({std::string(strings.begin() + static_cast<long>(off),

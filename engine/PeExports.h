@@ -12,6 +12,11 @@
 
 namespace kdcart::engine {
 
+// Limits on what a (possibly hostile) export directory may claim: at most this many functions
+// or names, each name at most kMaxExportName bytes.
+inline constexpr uint32_t kMaxExports = 65536;
+inline constexpr uint32_t kMaxExportName = 256;
+
 struct ExportSymbol {
     std::string name;
     uint64_t address = 0;

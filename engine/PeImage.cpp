@@ -1,4 +1,5 @@
 #include "engine/PeImage.h"
+#include "engine/ByteLoad.h"
 
 #include <cstdio>
 #include <cstring>
@@ -7,15 +8,6 @@
 namespace kdcart::engine {
 
 namespace {
-
-template <class T> std::optional<T> load(const std::vector<uint8_t>& b, size_t off) {
-    if (off > b.size() || b.size() - off < sizeof(T)) {
-        return std::nullopt;
-    }
-    T v;
-    std::memcpy(&v, b.data() + off, sizeof(T));
-    return v;
-}
 
 template <class T> T get(const std::vector<uint8_t>& b, size_t off) {
     return load<T>(b, off).value_or(T{});
@@ -200,12 +192,10 @@ Result<PeImageInfo> read_pe_image(const ImageReader& read, PeReadParts parts) {
         for (uint32_t i = 0; i < n && (i + 1) * kDebugEntrySize <= entries.size(); ++i) {
             const size_t o = i * kDebugEntrySize;
             const uint32_t type = get<uint32_t>(entries, o + 12);
-            info.debug_entries.push_back({get<uint32_t>(entries, o + 4),
-                                          get<uint16_t>(entries, o + 8),
-                                          get<uint16_t>(entries, o + 10), type,
-                                          get<uint32_t>(entries, o + 16),
-                                          get<uint32_t>(entries, o + 20),
-                                          get<uint32_t>(entries, o + 24)});
+            info.debug_entries.push_back(
+                {get<uint32_t>(entries, o + 4), get<uint16_t>(entries, o + 8),
+                 get<uint16_t>(entries, o + 10), type, get<uint32_t>(entries, o + 16),
+                 get<uint32_t>(entries, o + 20), get<uint32_t>(entries, o + 24)});
             if (type == kDebugTypeRepro) {
                 info.reproducible = true;
             }
