@@ -5,7 +5,7 @@
 // manipulate API, attach seconds and bytes, and the floor: the time those bytes take at
 // baud/10 bytes per second.
 //
-//   kd_step_bench [--kdsim PATH] [--baud 115200] [--steps 40]
+//   kd_step_bench [--kdsim PATH] [--baud 115200] [--steps 40] [--sympath PATH]
 #include "cli/Repl.h"
 #include "cli/SimLauncher.h"
 
@@ -89,7 +89,7 @@ bool park(cli::Repl& repl, engine::Debugger& dbg, Capture& out) {
     return true;
 }
 
-int run(const std::string& kdsim, unsigned baud, int steps) {
+int run(const std::string& kdsim, unsigned baud, int steps, const std::string& sympath) {
     cli::SimLauncher sim;
     cli::SimOptions so;
     so.kdsim_path = kdsim;
@@ -109,6 +109,9 @@ int run(const std::string& kdsim, unsigned baud, int steps) {
     cli::Repl repl(out);
     engine::Debugger dbg(transport::make_kdcom_link(std::move(*stream)), &repl);
     repl.set_debugger(&dbg);
+    if (!sympath.empty()) {
+        dbg.symbols().set_path(engine::SymbolPath::parse(sympath, ""));
+    }
     engine::AttachOptions ao;
     ao.break_in = true;
     ao.connect_timeout = seconds(60);
@@ -171,16 +174,21 @@ int main(int argc, char** argv) {
     std::string kdsim = cli::default_kdsim_path();
     unsigned baud = 115200;
     int steps = 40;
+    std::string sympath;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--kdsim" && i + 1 < argc) {
             kdsim = argv[++i];
         } else if (a == "--baud" && i + 1 < argc) {
             baud = static_cast<unsigned>(std::stoul(argv[++i]));
+        } else if (a == "--sympath" && i + 1 < argc) {
+            sympath = argv[++i];
         } else if (a == "--steps" && i + 1 < argc) {
             steps = std::stoi(argv[++i]);
         } else {
-            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--baud N] [--steps N]\n", argv[0]);
+            std::fprintf(stderr,
+                         "usage: %s [--kdsim PATH] [--baud N] [--steps N] [--sympath PATH]\n",
+                         argv[0]);
             return 2;
         }
     }
@@ -188,5 +196,5 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "bench: --baud and --steps must be positive\n");
         return 2;
     }
-    return run(kdsim, baud, steps);
+    return run(kdsim, baud, steps, sympath);
 }
