@@ -314,6 +314,18 @@ class LlvmPdbTypes final : public PdbTypes {
         return t;
     }
 
+    // For a forward reference: a copy of its definition (nullptr when that is unreadable). nullopt
+    // when `index` is the definition itself.
+    template <class R>
+    std::optional<std::unique_ptr<PdbType>> definition_of(uint32_t index, const R& r) const {
+        const uint32_t def = resolve(index, r);
+        if (def == index) {
+            return std::nullopt;
+        }
+        const PdbType* full = get(def);
+        return full ? std::make_unique<PdbType>(*full) : nullptr;
+    }
+
     // A structure or union: its definition (a forward reference is resolved to it) with its
     // fields.
     template <class R>
@@ -323,10 +335,8 @@ class LlvmPdbTypes final : public PdbTypes {
         if (!r) {
             return nullptr;
         }
-        const uint32_t def = resolve(index, *r);
-        if (def != index) {
-            const PdbType* full = get(def);
-            return full ? std::make_unique<PdbType>(*full) : nullptr;
+        if (auto full = definition_of(index, *r)) {
+            return std::move(*full);
         }
         t->kind = kind;
         t->name = r->Name.str();
@@ -387,10 +397,8 @@ class LlvmPdbTypes final : public PdbTypes {
             if (!r) {
                 return nullptr;
             }
-            const uint32_t def = resolve(index, *r);
-            if (def != index) {
-                const PdbType* full = get(def);
-                return full ? std::make_unique<PdbType>(*full) : nullptr;
+            if (auto full = definition_of(index, *r)) {
+                return std::move(*full);
             }
             t->kind = PdbType::Kind::Enum;
             t->name = r->Name.str();
