@@ -74,6 +74,8 @@ struct PdbFile::Impl {
     std::map<uint32_t, std::pair<uint32_t, uint32_t>> functions;
     std::unique_ptr<PdbTypes> types;
     std::string types_error;
+    std::unique_ptr<PdbLines> lines;
+    std::string lines_error;
 };
 
 PdbFile::PdbFile(std::unique_ptr<Impl> impl) : m(std::move(impl)) {}
@@ -639,6 +641,21 @@ Result<const PdbTypes*> PdbFile::types() {
         m->types = std::move(*t);
     }
     return m->types.get();
+}
+
+Result<const PdbLines*> PdbFile::lines() {
+    if (!m->lines) {
+        if (!m->lines_error.empty()) {
+            return make_error(Errc::Malformed, m->lines_error);
+        }
+        auto l = make_llvm_pdb_lines(*m->file);
+        if (!l) {
+            m->lines_error = l.error().message;
+            return tl::unexpected(l.error());
+        }
+        m->lines = std::move(*l);
+    }
+    return m->lines.get();
 }
 
 std::string strip_parameters(std::string_view name) {

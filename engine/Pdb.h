@@ -3,6 +3,7 @@
 // the symbols a debugger names addresses with (functions with their sizes from the module
 // streams, globals, publics), and types for `dt`. LLVM stays behind this interface; nothing
 // else in the engine includes its headers. A hostile file gives an error, never a crash.
+#include "engine/PdbLines.h"
 #include "engine/PdbTypes.h"
 #include "engine/PeImage.h"
 
@@ -88,6 +89,8 @@ class PdbFile {
 
     // Types (TPI). Loaded on first use.
     [[nodiscard]] Result<const PdbTypes*> types();
+    // Line tables (C13 lines of the module streams). Loaded on first use.
+    [[nodiscard]] Result<const PdbLines*> lines();
 
     struct Impl; // LLVM's objects (Pdb.cpp)
 

@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the files that talk to LLVM's PDB reader (Pdb.cpp, PdbTypesLlvm.cpp); not for the
 // rest of the engine.
+#include "engine/PdbLines.h"
 #include "engine/PdbTypes.h"
 
 #include <memory>
@@ -18,5 +19,7 @@ namespace kdcart::engine {
 std::string llvm_error_text(llvm::Error e);
 // The TPI stream of `file` as PdbTypes (records indexed once; conversion on demand).
 [[nodiscard]] Result<std::unique_ptr<PdbTypes>> make_llvm_pdb_types(llvm::pdb::PDBFile& file);
+// The line tables of every module stream (PdbLines.cpp).
+[[nodiscard]] Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file);
 
 } // namespace kdcart::engine

@@ -1,6 +1,7 @@
 // libFuzzer target: a PDB file as kdcart reads it (engine/Pdb.cpp, engine/PdbTypesLlvm.cpp over
 // LLVM 14's native reader): the MSF container, the info and DBI streams, every symbol with an
-// address, the locals of the first functions, and the types with their C names. A hostile file
+// address, the locals of the first functions, the types with their C names, and the line
+// tables (engine/PdbLines.cpp). A hostile file
 // must give an error, never a crash or a hang.
 //
 //   build-fuzz/bin/fuzz_pdb_file -max_total_time=60 WORKDIR tests/fuzz/corpus/pdb_file
@@ -36,6 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         (void)t->match("*");
         (void)t->find("_KDTEST_SAMPLE");
+    }
+    if (auto lines = f.lines()) {
+        const PdbLines* l = *lines;
+        for (const auto& e : l->entries()) {
+            (void)l->find(e.rva);
+        }
+        (void)l->find(0x1000);
+        (void)l->address_of("kdtest.c", 1);
     }
     return 0;
 }
