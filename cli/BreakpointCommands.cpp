@@ -5,6 +5,7 @@
 #include "cli/format/Format.h"
 
 #include <cstdio>
+#include <tuple>
 
 namespace kdcart::cli {
 
@@ -16,7 +17,29 @@ struct BpOptions {
     std::string condition;    // /w
     bool all_symbols = false; // bm /a: data symbols too
     bool deferred = false;    // bm /d: bu breakpoints
+    std::string process;      // /p EPROCESS (an expression, evaluated by the caller)
+    std::string thread;       // /t ETHREAD
 };
+
+// One option argument: up to the first blank outside parentheses (`poi(@$proc + 8)`).
+std::string_view take_word(std::string_view& text) {
+    text = trim(text);
+    int depth = 0;
+    size_t i = 0;
+    for (; i < text.size(); ++i) {
+        const char c = text[i];
+        if (c == '(') {
+            ++depth;
+        } else if (c == ')' && depth > 0) {
+            --depth;
+        } else if (depth == 0 && std::isspace(static_cast<unsigned char>(c))) {
+            break;
+        }
+    }
+    std::string_view word = text.substr(0, i);
+    text = trim(text.substr(i));
+    return word;
+}
 
 // A "quoted" string at the start of text (\" inside it is a quote); the rest after it.
 std::optional<std::string> take_quoted(std::string_view& text) {
@@ -65,9 +88,22 @@ std::string_view take_options(std::string_view args, BpOptions& opt, std::string
             args = trim(args.substr(2));
             continue;
         }
-        if (args.size() >= 2 && (args[1] == 'p' || args[1] == 't' || args[1] == 'c' ||
-                                 args[1] == 'C')) {
-            // Process/thread filters and call-depth limits: accepted and skipped, with a word.
+        if (args.size() >= 3 && (args[1] == 'p' || args[1] == 't') &&
+            std::isspace(static_cast<unsigned char>(args[2]))) {
+            // bp /p EPROCESS, bp /t ETHREAD (kernel mode): only in that process / thread.
+            const char which = args[1];
+            args = args.substr(2);
+            std::string_view value = take_word(args);
+            if (value.empty()) {
+                err = std::string("Unknown option '/") + which + "': it takes an address (bp /" +
+                      which + (which == 'p' ? " EPROCESS" : " ETHREAD") + " ADDRESS)";
+                return {};
+            }
+            (which == 'p' ? opt.process : opt.thread) = std::string(value);
+            continue;
+        }
+        if (args.size() >= 2 && (args[1] == 'c' || args[1] == 'C')) {
+            // Call-depth limits: accepted and skipped, with a word.
             err = std::string("option /") + args[1] + " is not supported yet; ignored";
             args = trim(args.substr(2));
             size_t sp = args.find_first_of(" \t");
@@ -90,6 +126,27 @@ Result<uint64_t> parse_passes(std::string_view text, const ExpressionCallbacks& 
         return make_error(Errc::InvalidArgument, "Bad pass count '" + std::string(text) + "'");
     }
     return *p;
+}
+
+// The /p and /t addresses of `opt`, evaluated (any expression: @$proc, @$thread, poi(...)).
+struct BpFilters {
+    std::optional<uint64_t> process, thread;
+};
+Result<BpFilters> evaluate_filters(const BpOptions& opt, const ExpressionCallbacks& cb) {
+    BpFilters out;
+    for (auto [text, slot, what] : {std::tuple{&opt.process, &out.process, "process"},
+                                    std::tuple{&opt.thread, &out.thread, "thread"}}) {
+        if (text->empty()) {
+            continue;
+        }
+        auto v = evaluate_expression(*text, cb);
+        if (!v) {
+            return make_error(Errc::InvalidArgument, std::string("Bad ") + what + " address '" +
+                                                         *text + "': " + v.error().message);
+        }
+        *slot = *v;
+    }
+    return out;
 }
 
 // Splits off a trailing "quoted command" and returns it without the quotes; inside it \" is a
@@ -135,12 +192,19 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
         error(warn);
     }
     std::string command = take_command(args);
+    auto filters = evaluate_filters(opt, m_dbg->expression_callbacks());
+    if (!filters) {
+        error(filters.error().message);
+        return;
+    }
     if (word == "bm") {
-        cmd_bm(opt.one_shot, opt.all_symbols, opt.deferred, opt.condition, command, args);
+        cmd_bm(opt.one_shot, opt.all_symbols, opt.deferred, opt.condition, command, args,
+               filters->process, filters->thread);
         return;
     }
     if (args.empty()) {
-        error("Usage: " + std::string(word) + " [/1] ADDRESS [PASSES] [\"COMMANDS\"]");
+        error("Usage: " + std::string(word) +
+              " [/1] [/p EPROCESS] [/t ETHREAD] ADDRESS [PASSES] [\"COMMANDS\"]");
         return;
     }
     auto cb = m_dbg->expression_callbacks();
@@ -171,6 +235,8 @@ void Repl::cmd_bp(std::string_view word, std::string_view args) {
     req.pass_count = *passes;
     req.command = command;
     req.condition = opt.condition;
+    req.match_process = filters->process;
+    req.match_thread = filters->thread;
     if (!address) {
         if (expr.find('!') == std::string::npos) {
             error(value.error().message);
@@ -219,6 +285,11 @@ void Repl::cmd_ba(std::string_view args) {
     }
     std::string command = take_command(args);
     args = trim(args);
+    auto filters = evaluate_filters(opt, m_dbg->expression_callbacks());
+    if (!filters) {
+        error(filters.error().message);
+        return;
+    }
     if (args.empty()) {
         error("Usage: ba [/1] e|r|w|i 1|2|4|8 ADDRESS [PASSES] [\"COMMANDS\"]");
         return;
@@ -265,6 +336,8 @@ void Repl::cmd_ba(std::string_view args) {
     req.one_shot = opt.one_shot;
     req.pass_count = *passes;
     req.command = command;
+    req.match_process = filters->process;
+    req.match_thread = filters->thread;
     auto r = m_dbg->set_breakpoint(req);
     if (!r) {
         error(req.address ? "Unable to set breakpoint at " + format_address(*req.address) + ": " +
@@ -317,6 +390,18 @@ void Repl::cmd_bl() {
             line += "  (owed: page not present)";
         }
         out += line + "\n";
+        if (bp->match_thread || bp->match_process) {
+            // WinDbg's second line: "     Match process data ffffe000`4f6b5840" (thread first
+            // when both are set, on the same line).
+            out += "   ";
+            if (bp->match_thread) {
+                out += "  Match thread data " + format_address(*bp->match_thread);
+            }
+            if (bp->match_process) {
+                out += "  Match process data " + format_address(*bp->match_process);
+            }
+            out += "\n";
+        }
     }
     print(out);
 }
@@ -499,7 +584,8 @@ bool Repl::resume_if_condition_false(const engine::StopEvent& stop) {
 }
 
 void Repl::cmd_bm(bool one_shot, bool all_symbols, bool deferred, const std::string& condition,
-                  const std::string& command, std::string_view args) {
+                  const std::string& command, std::string_view args,
+                  std::optional<uint64_t> match_process, std::optional<uint64_t> match_thread) {
     // bm [/1] [/a] [/d] module!pattern [passes] ["commands"]
     args = trim(args);
     size_t sp = args.find_first_of(" \t");
@@ -537,6 +623,8 @@ void Repl::cmd_bm(bool one_shot, bool all_symbols, bool deferred, const std::str
         req.pass_count = *passes;
         req.command = command;
         req.condition = condition;
+        req.match_process = match_process;
+        req.match_thread = match_thread;
         auto r = m_dbg->set_breakpoint(req);
         if (!r) {
             out += "Unable to set breakpoint at " + format_address(sym.address) + " (" +

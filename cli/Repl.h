@@ -128,7 +128,9 @@ private:
     void cmd_bp(std::string_view word, std::string_view args);
     void cmd_ba(std::string_view args);
     void cmd_bm(bool one_shot, bool all_symbols, bool deferred, const std::string& condition,
-                const std::string& command, std::string_view args);
+                const std::string& command, std::string_view args,
+                std::optional<uint64_t> match_process = std::nullopt,
+                std::optional<uint64_t> match_thread = std::nullopt);
     void cmd_bl();
     void cmd_bc_bd_be(std::string_view word, std::string_view args);
     void cmd_step(std::string_view word, std::string_view args);

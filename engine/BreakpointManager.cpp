@@ -36,6 +36,8 @@ Result<BreakpointResult> BreakpointManager::set(const BreakpointRequest& req) {
     bp.pass_count = bp.passes_left = std::max<uint64_t>(1, req.pass_count);
     bp.command = req.command;
     bp.condition = req.condition;
+    bp.match_process = req.match_process;
+    bp.match_thread = req.match_thread;
 
     if (bp.address && !is_canonical(*bp.address)) {
         return make_error(Errc::InvalidArgument, "not canonical");

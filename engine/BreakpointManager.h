@@ -23,6 +23,9 @@ struct BreakpointRequest {
     uint64_t pass_count = 1;
     std::string command;
     std::string condition; // bp /w "expr"
+    // bp /p EPROCESS, bp /t ETHREAD
+    std::optional<uint64_t> match_process;
+    std::optional<uint64_t> match_thread;
 };
 
 struct BreakpointResult {

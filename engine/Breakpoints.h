@@ -40,6 +40,10 @@ struct Breakpoint {
     uint64_t passes_left = 1;
     std::string command;     // run on hit
     std::string condition;   // bp /w "expr": the CLI resumes when it evaluates to zero
+    // bp /p EPROCESS, bp /t ETHREAD (kernel mode): a hit counts only in that process / thread
+    // (engine/BreakpointFilter); elsewhere the target is resumed without a word.
+    std::optional<uint64_t> match_process;
+    std::optional<uint64_t> match_thread;
     uint64_t hits = 0;
 };
 

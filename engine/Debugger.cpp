@@ -1,4 +1,5 @@
 #include "engine/Debugger.h"
+#include "engine/BreakpointFilter.h"
 #include "engine/ProcessMemory.h"
 
 #include "engine/Registers.h"
@@ -33,6 +34,12 @@ Debugger::Debugger(std::unique_ptr<Target> target, StopEvent stop)
 Debugger::~Debugger() = default;
 
 void Debugger::wire() {
+    if (m_run) {
+        // bp /p /t: the current thread and process at a hit (engine/BreakpointFilter).
+        m_run->set_breakpoint_matcher([this](const Breakpoint& bp, const StopEvent& stop) {
+            return BreakpointFilter(*this).matches(bp, stop);
+        });
+    }
     // Deferred breakpoints resolve through the same evaluator the user's commands use.
     m_breakpoints.set_resolver([this](const std::string& text) -> std::optional<uint64_t> {
         auto v = evaluate_expression(text, expression_callbacks());

@@ -1,4 +1,5 @@
 #include "engine/PseudoRegisters.h"
+#include "engine/BreakpointFilter.h"
 #include "engine/Debugger.h"
 
 #include <cctype>
@@ -56,8 +57,8 @@ std::optional<uint32_t> PseudoRegisters::breakpoint_index(std::string_view name)
 
 bool PseudoRegisters::is_automatic(std::string_view name) {
     static constexpr std::string_view names[] = {
-        "$ip",     "$ra",       "$ptrsize", "$pagesize", "$exentry",
-        "$retreg", "$retreg64", "$csp",     "$scopeip",
+        "$ip",       "$ra",  "$ptrsize", "$pagesize", "$exentry", "$retreg",
+        "$retreg64", "$csp", "$scopeip", "$thread",   "$proc",
     };
     const std::string n = lower(name);
     for (auto a : names) {
@@ -105,6 +106,23 @@ std::optional<uint64_t> Debugger::pseudo_register(std::string_view name) {
             }
         }
         return std::nullopt;
+    }
+    if (n == "$thread" || n == "$proc") {
+        // The implicit thread / process (.thread, .process), else the current processor's
+        // running thread and its KTHREAD.ApcState.Process (engine/BreakpointFilter).
+        if (n == "$thread" && m_scope.thread) {
+            return *m_scope.thread;
+        }
+        if (n == "$proc" && m_scope.process) {
+            return *m_scope.process;
+        }
+        BreakpointFilter current(*this);
+        auto thread = current.current_thread(current_processor(), last_stop());
+        if (!thread || n == "$thread") {
+            return thread ? std::optional<uint64_t>(*thread) : std::nullopt;
+        }
+        auto process = current.process_of(*thread);
+        return process ? std::optional<uint64_t>(*process) : std::nullopt;
     }
     if (n == "$exentry") {
         // Kernel debugging: the entry point of the kernel image (AddressOfEntryPoint).

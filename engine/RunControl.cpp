@@ -676,6 +676,35 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
         return R{ev};
     };
 
+    // bp /p /t: a hit in another thread or process is not the breakpoint's (its count does not
+    // move). When the current thread or process cannot be told, the stop is kept and said why.
+    auto filtered_out = [&](const Breakpoint* bp) -> bool {
+        if (!bp->match_thread && !bp->match_process) {
+            return false;
+        }
+        auto ok = m_matcher ? m_matcher(*bp, ev)
+                            : Result<bool>(make_error(Errc::Unsupported, "no thread information"));
+        if (!ok) {
+            m.target.notice("Breakpoint " + std::to_string(bp->id) +
+                            ": cannot tell the current thread or process (" + ok.error().message +
+                            "); stopping");
+            return false;
+        }
+        return !*ok;
+    };
+    // Runs on past a filtered-out hit (stepping off it as off any own breakpoint), unless the
+    // user asked for a break-in meanwhile: then this stop is that break-in.
+    auto pass_filtered = [&]() -> Result<R> {
+        if (ev.kind == StopKind::BreakIn) {
+            end_step_state();
+            return R{ev};
+        }
+        if (auto r = resume_with_breakpoints(false, DBG_CONTINUE); !r) {
+            return tl::unexpected(r.error());
+        }
+        return R{};
+    };
+
     if (ev.exception_code == STATUS_BREAKPOINT) {
         if (m.breakpoints.is_temporary(ev.pc)) {
             if (m_step_out_rsp) {
@@ -691,7 +720,7 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
             // A user breakpoint at the same place is reported as hit too.
             for (auto* bp : m.breakpoints.table().all()) {
                 if (bp->kind == BreakpointKind::Software && bp->enabled && bp->address &&
-                    *bp->address == ev.pc) {
+                    *bp->address == ev.pc && !filtered_out(bp)) {
                     return user_bp_hit(bp);
                 }
             }
@@ -704,6 +733,9 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
             if (bp->kind == BreakpointKind::Software && bp->enabled && bp->address &&
                 *bp->address == ev.pc) {
                 bp->state = LocationState::Resolved; // it fired: the owed one was armed
+                if (filtered_out(bp)) {
+                    return pass_filtered();
+                }
                 return user_bp_hit(bp);
             }
         }
@@ -716,6 +748,9 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
                 }
                 for (auto* bp : m.breakpoints.table().all()) {
                     if (bp->kind == BreakpointKind::Hardware && bp->slot == slot && bp->enabled) {
+                        if (filtered_out(bp)) {
+                            return pass_filtered();
+                        }
                         return user_bp_hit(bp);
                     }
                 }

@@ -72,6 +72,9 @@ public:
     void set_exception_policy(uint32_t code, ExceptionPolicy policy) {
         m_exception_policy[code] = policy;
     }
+    // bp /p /t: whether a hit is the breakpoint's (engine/BreakpointFilter); an error stops.
+    using BreakpointMatcher = std::function<Result<bool>(const Breakpoint&, const StopEvent&)>;
+    void set_breakpoint_matcher(BreakpointMatcher matcher) { m_matcher = std::move(matcher); }
     ExceptionPolicy exception_policy(uint32_t code) const {
         auto it = m_exception_policy.find(code);
         return it == m_exception_policy.end() ? ExceptionPolicy::Break : it->second;
@@ -107,6 +110,7 @@ private:
     Phase m_phase = Phase::None;
     uint32_t m_resume_status = protocol::DBG_CONTINUE;
     bool m_swept = false; // the RestoreBreakPoint sweep of a fresh connection was sent
+    BreakpointMatcher m_matcher;
 };
 
 } // namespace kdcart::engine
