@@ -6,6 +6,7 @@
 #include "cli/ObjectCommands.h"
 #include "cli/SystemCommands.h"
 #include "cli/LinkCommands.h"
+#include "cli/SourceLines.h"
 #include "cli/TextUtil.h"
 
 #include "engine/Expression.h"
@@ -96,7 +97,7 @@ void Repl::on_notice(std::string_view text) {
 std::string Repl::code_line(uint64_t address) {
     std::string out;
     if (auto sym = m_dbg->symbolize(address)) {
-        out += format_symbol(*sym) + ":\n";
+        out += format_symbol(*sym) + source_suffix(*m_dbg, address) + ":\n";
     }
     auto mem = m_dbg->read_virtual(address, 16);
     if (!mem) {
@@ -479,7 +480,7 @@ void Repl::cmd_unassemble(std::string_view args) {
     uint64_t addr = start;
     std::string out;
     if (auto sym = m_dbg->symbolize(addr)) {
-        out += format_symbol(*sym) + ":\n";
+        out += format_symbol(*sym) + source_suffix(*m_dbg, addr) + ":\n";
     }
     auto symbolizer = [this](uint64_t a) -> std::optional<std::string> {
         if (auto s = m_dbg->symbolize(a); s && !s->name.empty()) {

@@ -1,5 +1,6 @@
 #include "cli/StackCommands.h"
 #include "cli/Repl.h"
+#include "cli/SourceLines.h"
 #include "cli/TextUtil.h"
 #include "cli/TypeFormat.h"
 #include "cli/format/Format.h"
@@ -282,6 +283,7 @@ void cmd_k(engine::Debugger& dbg, Output& out, std::string_view word, std::strin
     const bool call_only = flags.find('c') != std::string_view::npos;
     const bool params = flags.find_first_of("pP") != std::string_view::npos;
     const bool home = !params && flags.find_first_of("bv") != std::string_view::npos;
+    const bool no_lines = flags.find('l') != std::string_view::npos; // kL hides source lines
     auto sa = parse_stack_args(dbg, out, args);
     if (!sa) {
         return;
@@ -333,6 +335,9 @@ void cmd_k(engine::Debugger& dbg, Output& out, std::string_view word, std::strin
         }
         if (f.machine_frame) {
             site += " (TrapFrame @ " + format_address(trap_frame_address(dbg, f)) + ")";
+        }
+        if (!no_lines) {
+            site += frame_source_suffix(dbg, f.pc, i > 0 && !fr->frames[i - 1].machine_frame);
         }
         if (call_only) {
             s += num + site + "\n";

@@ -1,5 +1,6 @@
 #include "cli/SymbolCommands.h"
 #include "cli/Repl.h"
+#include "cli/SourceLines.h"
 #include "cli/StackCommands.h"
 #include "cli/TextUtil.h"
 #include "cli/TypeFormat.h"
@@ -240,6 +241,9 @@ void cmd_ln(engine::Debugger& dbg, Output& out, std::string_view args) {
         return; // WinDbg prints nothing for an address no symbol is near
     }
     std::string s;
+    if (auto src = source_suffix(dbg, addr); !src.empty()) {
+        s += src + " "; // " [d:\src\file.c @ 42] (fffff880`...)   ..." as WinDbg shows it
+    }
     if (n->below) {
         engine::SymbolMatch m{n->below->module, n->below->name, n->below->address, n->displacement};
         s += "(" + format_address(n->below->address) + ")   " + format_symbol(m);
@@ -570,6 +574,8 @@ bool run_symbol_command(engine::Debugger& dbg, Output& out, SymbolCommandState& 
         cmd_x(dbg, out, args);
     } else if (word == "ln") {
         cmd_ln(dbg, out, args);
+    } else if (word == ".lines") {
+        cmd_lines(dbg, out, args); // SourceLines.cpp
     } else if (word.size() >= 2 && word.substr(0, 2) == "lm" &&
                word.find_first_not_of("lmvkuo", 2) == std::string_view::npos) {
         cmd_lm(dbg, out, word, args);

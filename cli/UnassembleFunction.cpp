@@ -6,6 +6,7 @@
 // this function are. /c lists only the calls.
 #include "cli/CodeCommands.h"
 #include "cli/Repl.h"
+#include "cli/SourceLines.h"
 #include "cli/TextUtil.h"
 #include "cli/format/Format.h"
 #include "engine/FunctionFlow.h"
@@ -171,7 +172,7 @@ void cmd_unassemble_function(engine::Debugger& dbg, Output& out, std::string_vie
             if (!first) {
                 s += "\n";
             }
-            s += symbol_or_address(dbg, fi.address) + ":\n";
+            s += symbol_or_address(dbg, fi.address) + source_suffix(dbg, fi.address) + ":\n";
         }
         first = false;
         auto mem = dbg.read_virtual(fi.address, fi.length);

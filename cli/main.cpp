@@ -10,6 +10,7 @@
 #include "transport/PacketLink.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <functional>
@@ -28,6 +29,8 @@ namespace {
 
 // -y PATH: the symbol search path (else _NT_SYMBOL_PATH).
 std::string g_symbol_path;
+// -lines: source line support on from the start (kd's default is off; .lines toggles it).
+bool g_load_lines = false;
 
 class StdOutput final : public cli::Output {
 public:
@@ -329,6 +332,7 @@ int run_dump(const std::string& path, const std::string& initial_commands) {
     engine::Debugger dbg(std::move(*target), stop);
     repl.set_debugger(&dbg);
     cli::configure_symbol_path(dbg, g_symbol_path);
+    dbg.symbols().set_load_lines(g_load_lines);
     repl.announce_dump();
     const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
     repl.set_line_reader(make_line_reader(interactive));
@@ -379,6 +383,8 @@ int main(int argc, char** argv) {
     app.add_option("-c", initial_commands, "Commands to run at the first stop (\"cmd; cmd\")");
     app.add_option("-y", g_symbol_path,
                    "Symbol search path: DIR;srv*CACHE*URL;... (default: _NT_SYMBOL_PATH)");
+    app.add_flag("--lines", g_load_lines,
+                 "Source line support on (as kd's -lines, which is accepted too; .lines toggles)");
     app.add_flag("-v,--verbose", verbose, "Debug logging to stderr");
     app.add_option("--connect-timeout", connect_timeout,
                    "Give up when the target has not answered after this many seconds "
@@ -392,7 +398,17 @@ int main(int argc, char** argv) {
                    "Decrypt and print a KDNET capture (pcap/pcapng, optionally .gz), one line per "
                    "datagram");
     app.add_option("--key", decode_key, "KDNET key w.x.y.z for --decode");
-    CLI11_PARSE(app, argc, argv);
+    // kd's single-dash "-lines" (CLI11 takes one-dash names as one letter).
+    std::vector<std::string> kd_args(argv + 1, argv + argc);
+    for (auto& a : kd_args) {
+        a = a == "-lines" ? "--lines" : a;
+    }
+    std::reverse(kd_args.begin(), kd_args.end()); // CLI11 wants them last first
+    try {
+        app.parse(kd_args);
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e);
+    }
 
     spdlog::set_default_logger(spdlog::stderr_color_st("kdcart"));
     spdlog::set_level(verbose ? spdlog::level::debug : spdlog::level::warn);
@@ -505,6 +521,7 @@ int main(int argc, char** argv) {
     engine::Debugger dbg(std::move(*link), &repl, session_options);
     repl.set_debugger(&dbg);
     cli::configure_symbol_path(dbg, g_symbol_path);
+    dbg.symbols().set_load_lines(g_load_lines);
     if (fw_port && spec.dma && dbg.live() != nullptr) {
         // 1394: physical memory (!db, .dump) straight off the bus, not in KD packets.
         dbg.live()->set_physical_reader([fw_port](uint64_t address, uint32_t size) {

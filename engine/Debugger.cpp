@@ -383,6 +383,13 @@ ExpressionCallbacks Debugger::expression_callbacks() {
         }
         return lookup_symbol(name.substr(0, bang), name.substr(bang + 1));
     };
+    cb.source_line = [this](std::string_view spec) -> Result<uint64_t> {
+        std::optional<uint64_t> pc;
+        if (auto ctx = context(std::nullopt, ContextPart::Integer)) {
+            pc = ctx->Rip;
+        }
+        return symbols().source_address(spec, pc);
+    };
     cb.read_memory = [this](uint64_t addr, int size) -> std::optional<uint64_t> {
         auto m = read_virtual(addr, static_cast<size_t>(size));
         if (!m || !m->all_valid()) {

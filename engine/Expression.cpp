@@ -596,6 +596,16 @@ class Parser {
             ++m_pos;
             return lookup_register("$ip", start);
         }
+        if (c == '`') {
+            // Source line syntax: `[[Module!]Filename][:LineNumber]`
+            const size_t close = m_text.find('`', m_pos + 1);
+            if (close == std::string_view::npos || !m_cb.source_line) {
+                return error("Syntax", start);
+            }
+            const std::string_view spec = m_text.substr(m_pos + 1, close - m_pos - 1);
+            m_pos = close + 1;
+            return m_cb.source_line(spec);
+        }
         std::string_view tok = scan_token();
         if (tok.empty()) {
             return error("Syntax", start);

@@ -42,6 +42,9 @@ struct ExpressionCallbacks {
     // size is 1, 2, 4 or 8; returns the zero-extended little-endian value, nullopt if unreadable.
     std::function<std::optional<uint64_t>(uint64_t addr, int size)> read_memory;
     unsigned default_radix = 16; // 8, 10 or 16 (the `n` command)
+    // A source-line expression, the text between its grave accents ("kdtest!kdtest.c:42");
+    // an error when it names no line with code (or line support is off).
+    std::function<Result<uint64_t>(std::string_view)> source_line;
 };
 
 // Evaluates the whole text (surrounding blanks allowed); anything left over is a syntax error.

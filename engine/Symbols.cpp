@@ -550,6 +550,132 @@ Result<std::vector<std::string>> Symbols::reload(std::string_view module, bool f
     return touched;
 }
 
+std::optional<SourceLocation> Symbols::source_line(uint64_t address) {
+    if (!m_load_lines) {
+        return std::nullopt;
+    }
+    const Module* found = m_modules.find_by_address(address);
+    if (!found) {
+        return std::nullopt;
+    }
+    const Module m = *found;
+    ModuleSymbols* ms = ensure(m);
+    if (!ms || !ms->pdb) {
+        return std::nullopt;
+    }
+    auto lines = ms->pdb->file->lines();
+    if (!lines) {
+        return std::nullopt;
+    }
+    auto at = (*lines)->find(static_cast<uint32_t>(address - m.base));
+    if (!at) {
+        return std::nullopt;
+    }
+    return SourceLocation{at->file, at->line, m.base + at->line_rva};
+}
+
+Result<uint64_t> Symbols::source_address(std::string_view spec, std::optional<uint64_t> pc) {
+    if (!m_load_lines) {
+        return make_error(Errc::InvalidArgument,
+                          "Source line information is not loaded (.lines turns it on)");
+    }
+    if (!m_modules.known()) {
+        return make_error(Errc::NotFound, "the module list is not known");
+    }
+    std::string_view module;
+    std::string_view file = spec;
+    if (const size_t bang = spec.find('!'); bang != std::string_view::npos) {
+        module = spec.substr(0, bang);
+        file = spec.substr(bang + 1);
+    }
+    std::optional<uint32_t> line;
+    // The line number follows the last ':' (a drive letter's ':' is followed by a separator).
+    const size_t colon = file.rfind(':');
+    if (colon != std::string_view::npos && colon + 1 < file.size() && file[colon + 1] != '\\' &&
+        file[colon + 1] != '/') {
+        std::string_view digits = file.substr(colon + 1);
+        file = file.substr(0, colon);
+        int base = 10;
+        if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+            base = 16;
+            digits.remove_prefix(2);
+        }
+        uint64_t v = 0;
+        for (char c : digits) {
+            const int d = (c >= '0' && c <= '9')   ? c - '0'
+                          : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                          : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                                   : 99;
+            if (d >= base || v > 0xffffffffull) {
+                return make_error(Errc::InvalidArgument,
+                                  "Bad line number in '" + std::string(spec) + "'");
+            }
+            v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
+        }
+        if (v == 0 || v > 0xffffff) {
+            return make_error(Errc::InvalidArgument,
+                              "Bad line number in '" + std::string(spec) + "'");
+        }
+        line = static_cast<uint32_t>(v);
+    } else if (!file.empty() && file.back() == ':') {
+        file.remove_suffix(1);
+    }
+    std::string file_name(file);
+    if (file_name.empty()) {
+        // The file of the current pc.
+        if (!pc) {
+            return make_error(Errc::InvalidArgument, "No current source file");
+        }
+        auto here = source_line(*pc);
+        if (!here) {
+            return make_error(Errc::NotFound, "No source line information for the current pc");
+        }
+        file_name = here->file;
+        if (module.empty()) {
+            if (const Module* m = m_modules.find_by_address(*pc)) {
+                module = m->name;
+            }
+        }
+    }
+    const std::vector<Module> mods = *m_modules.known();
+    // Modules whose symbols are loaded first, then the others (loading them).
+    for (int pass = 0; pass < 2; ++pass) {
+        for (const auto& m : mods) {
+            if (!module.empty() && lower_ascii(module) != lower_ascii(m.name)) {
+                continue;
+            }
+            const bool is_loaded = loaded(m.base);
+            if ((pass == 0) != is_loaded) {
+                continue;
+            }
+            ModuleSymbols* ms = ensure(m);
+            if (!ms || !ms->pdb) {
+                continue;
+            }
+            auto lines = ms->pdb->file->lines();
+            if (!lines) {
+                continue;
+            }
+            const PdbLines& l = **lines;
+            if (line) {
+                if (auto a = l.address_of(file_name, *line)) {
+                    return m.base + a->rva;
+                }
+            } else if (l.has_file(file_name)) {
+                uint32_t lowest = 0xffffffff;
+                for (const auto& e : l.entries()) {
+                    if (e.rva < lowest && !is_hidden_line(e.line) &&
+                        source_path_matches(l.files()[e.file], file_name)) {
+                        lowest = e.rva;
+                    }
+                }
+                return m.base + lowest;
+            }
+        }
+    }
+    return make_error(Errc::NotFound, "Couldn't resolve error at '`" + std::string(spec) + "`'");
+}
+
 void Symbols::forget(uint64_t base) {
     m_by_base.erase(base);
 }

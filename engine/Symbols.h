@@ -56,6 +56,13 @@ struct FrameScope {
     PdbFunctionFrame frame;
 };
 
+// The source line an address belongs to (.lines on, a PDB with line tables).
+struct SourceLocation {
+    std::string file; // the path as the PDB records it
+    uint32_t line = 0;
+    uint64_t line_address = 0; // where that line's code (the piece holding the address) starts
+};
+
 class Symbols {
   public:
     Symbols(Memory& memory, Modules& modules);
@@ -91,6 +98,18 @@ class Symbols {
     const PdbTypes* types_of(uint64_t base);
     // The private function record that holds `pc`, with its locals; nullopt without one.
     std::optional<FrameScope> frame_scope(uint64_t pc);
+
+    // ---- source lines (.lines, -lines; off by default as in kd) ----
+    void set_load_lines(bool on) { m_load_lines = on; }
+    bool load_lines() const { return m_load_lines; }
+    // nullopt when lines are off, or the module has no PDB or no line for the address.
+    std::optional<SourceLocation> source_line(uint64_t address);
+    // A source-line expression's text between the backticks, "[[Module!]File][:Line]": the
+    // first address of that line (or of the nearest following line with code). Without a
+    // file, the file of `pc`; without a line, the file's lowest address. The line is decimal
+    // unless it starts with 0x.
+    [[nodiscard]] Result<uint64_t> source_address(std::string_view spec,
+                                                  std::optional<uint64_t> pc);
 
     // ---- state ----
     struct ModuleState {
@@ -131,6 +150,7 @@ class Symbols {
     SymbolPath m_path;
     SymbolServer m_server;
     bool m_noisy = false;
+    bool m_load_lines = false;
     bool m_warned_empty_path = false;
     std::function<void(const std::string&)> m_sink;
     std::vector<std::string> m_messages;
