@@ -143,6 +143,7 @@ std::string help_text() {
            "  u [addr] [L count]       unassemble\n"
            "  ub [addr] [L count]      unassemble backward\n"
            "  k / kn / kc [count]      stack\n"
+           "  .lines [-e|-d|-t]        source lines in k, u, uf, ln, the stop line; bp `file.c:N`\n"
            "  lm [m pattern], ~, ~N    modules; processors, switch processor\n"
            "  vertarget, version, .lastevent\n"
            "\n"

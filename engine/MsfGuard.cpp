@@ -6,7 +6,8 @@
 //   NumBlocks, stream sizes that fit their block lists, the directory itself complete;
 // - the PDB info stream (stream 1): long enough for its header, the named-stream map's string
 //   buffer inside the stream, and its hash table's capacity at most 2^20 buckets (LLVM resizes
-//   a vector to it before reading anything else) and not below its size;
+//   a vector to it before reading anything else) and not below its size; the names NUL-ended
+//   and every present key inside them (LLVM strlen()s them unchecked);
 // - the DBI stream (stream 3): a file-info substream present (LLVM reads its header through a
 //   null pointer otherwise), its module count at most the number of
 //   module records (LLVM indexes its offset table with that count, out of bounds otherwise).
@@ -129,6 +130,35 @@ Result<void> check_msf(uint8_t* data, size_t size) {
     const uint32_t capacity = u32(info.data() + table + 4);
     if (capacity > kMaxBuckets || entries > capacity) {
         return bad("named stream map of " + std::to_string(capacity) + " buckets");
+    }
+    // Each present bucket's key is an offset into the string buffer that LLVM reads with
+    // strlen, unchecked (PDBFile::getStringTable looks up "/names" that way): keys inside the
+    // buffer, and the buffer ending in a NUL.
+    if (strings > 0 && info[32 + strings - 1] != 0) {
+        return bad("named stream map's names do not end in a NUL");
+    }
+    if (table + 12 <= info.size()) {
+        const uint32_t present_words = u32(info.data() + table + 8);
+        uint64_t pos = table + 12 + uint64_t{present_words} * 4;
+        if (pos + 4 <= info.size()) {
+            const uint32_t deleted_words = u32(info.data() + pos);
+            uint64_t kv = pos + 4 + uint64_t{deleted_words} * 4;
+            for (uint64_t w = 0; w < present_words; ++w) {
+                const uint32_t bits = u32(info.data() + table + 12 + w * 4);
+                for (int bit = 0; bit < 32; ++bit) {
+                    if (((bits >> bit) & 1u) == 0) {
+                        continue;
+                    }
+                    if (kv + 8 > info.size()) {
+                        break; // LLVM reports the short table itself
+                    }
+                    if (u32(info.data() + kv) >= strings) {
+                        return bad("named stream map key outside its names");
+                    }
+                    kv += 8;
+                }
+            }
+        }
     }
     if (num_streams < 4 || sizes[3] < 64) {
         return {};

@@ -223,3 +223,12 @@ TEST_CASE("PdbLines: hostile entries (bad file index, inverted range) are droppe
     CHECK(source_path_matches("c:\\src\\a.c", "src/a.c"));
     CHECK_FALSE(source_path_matches("c:\\src\\a.c", "ra.c"));
 }
+
+TEST_CASE("a named stream map key outside its names (LLVM strlen()s it) is refused") {
+    // Found by fuzz_pdb_file once it read the line tables (PDBFile::getStringTable looks up
+    // "/names" through the map); engine/MsfGuard.cpp checks the keys now.
+    auto pdb = PdbFile::open(std::string(KDCART_FUZZ_CORPUS_DIR) +
+                             "/pdb_file/llvm_overflow_named_stream_key.pdb");
+    REQUIRE(!pdb);
+    CHECK(pdb.error().message.find("not a valid PDB") != std::string::npos);
+}
