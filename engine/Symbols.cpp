@@ -559,6 +559,14 @@ std::optional<SourceLocation> Symbols::source_line(uint64_t address) {
         return std::nullopt;
     }
     const Module m = *found;
+    // Only a PDB has lines: a module known to have none (exports, or loaded for one stop line
+    // without a symbol path) is not completed for nothing (its whole export table).
+    const auto known = m_by_base.find(m.base);
+    const bool loaded_already =
+        known != m_by_base.end() && known->second->state != Module::SymbolState::Deferred;
+    if (loaded_already ? !known->second->pdb : m_path.empty()) {
+        return std::nullopt;
+    }
     ModuleSymbols* ms = ensure(m);
     if (!ms || !ms->pdb) {
         return std::nullopt;
