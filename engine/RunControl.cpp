@@ -293,6 +293,7 @@ Result<StopEvent> RunControl::wait_for_stop(Millis timeout) {
         }
         if (*decided) {
             m_stop = **decided;
+            m_breakin_pending = false;
             return m_stop;
         }
         // Handled inside the engine (a step off a breakpoint, a pass count, a module load):
@@ -302,6 +303,7 @@ Result<StopEvent> RunControl::wait_for_stop(Millis timeout) {
 
 Result<void> RunControl::break_in() {
     m_breakin_requested = true;
+    m_breakin_pending = true;
     return m.target.session().send_breakin();
 }
 
@@ -516,6 +518,7 @@ Result<void> RunControl::go_impl(std::optional<uint64_t> until) {
         return make_error(Errc::Unsupported, "the target is not stopped");
     }
     end_step_state();
+    m_breakin_pending = false;
     if (until) {
         m.breakpoints.temporaries().push_back(*until);
     }
@@ -541,6 +544,7 @@ Result<void> RunControl::step(StepKind kind) {
         return make_error(Errc::Unsupported, "the target is not stopped");
     }
     end_step_state();
+    m_breakin_pending = false;
     const uint32_t status = static_cast<uint32_t>(continue_status_for_stop());
     auto pc = current_pc();
     if (!pc) {
@@ -638,6 +642,14 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
         }
     }
 
+    // The user's break-in, delivered at a stop the engine would otherwise pass over.
+    auto as_break_in = [&]() {
+        ev.kind = StopKind::BreakIn;
+        ev.breakpoint_id.reset();
+        end_step_state();
+        return ev;
+    };
+
     if (m_phase == Phase::SteppingOffBreakpoint) {
         m_phase = Phase::None;
         const bool plain_step =
@@ -648,6 +660,9 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
             const bool next_has_bp =
                 m.breakpoints.software_at(ev.pc) != nullptr || m.breakpoints.is_temporary(ev.pc);
             if (!next_has_bp) {
+                if (m_breakin_pending) {
+                    return R{as_break_in()};
+                }
                 if (auto r = resume_with_breakpoints(false, m_resume_status); !r) {
                     return tl::unexpected(r.error());
                 }
@@ -662,6 +677,9 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
         bp->hits++;
         if (bp->passes_left > 1) {
             bp->passes_left--;
+            if (m_breakin_pending) {
+                return R{as_break_in()};
+            }
             if (auto r = resume_with_breakpoints(false, DBG_CONTINUE); !r) {
                 return tl::unexpected(r.error());
             }
@@ -695,9 +713,8 @@ Result<std::optional<StopEvent>> RunControl::filter_stop(StopEvent ev) {
     // Runs on past a filtered-out hit (stepping off it as off any own breakpoint), unless the
     // user asked for a break-in meanwhile: then this stop is that break-in.
     auto pass_filtered = [&]() -> Result<R> {
-        if (ev.kind == StopKind::BreakIn) {
-            end_step_state();
-            return R{ev};
+        if (ev.kind == StopKind::BreakIn || m_breakin_pending) {
+            return R{as_break_in()};
         }
         if (auto r = resume_with_breakpoints(false, DBG_CONTINUE); !r) {
             return tl::unexpected(r.error());

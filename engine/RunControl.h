@@ -111,6 +111,11 @@ private:
     uint32_t m_resume_status = protocol::DBG_CONTINUE;
     bool m_swept = false; // the RestoreBreakPoint sweep of a fresh connection was sent
     BreakpointMatcher m_matcher;
+    // A break-in was asked for and no stop has been reported since: a stop the engine would
+    // pass over (a filtered-out hit, the step off a breakpoint, a pass count) is reported as
+    // the break-in instead, since a target that is stopped that often may never see the
+    // break-in byte while it runs.
+    bool m_breakin_pending = false;
 };
 
 } // namespace kdcart::engine
