@@ -2,6 +2,8 @@
 #include "cli/Repl.h"
 #include "cli/TextUtil.h"
 
+#include <cstdio>
+
 namespace kdcart::cli {
 
 std::string source_suffix(engine::Debugger& dbg, uint64_t address) {
@@ -19,6 +21,19 @@ std::string frame_source_suffix(engine::Debugger& dbg, uint64_t pc, bool is_retu
     std::string s = source_suffix(dbg, is_return_address && pc > 0 ? pc - 1 : pc);
     // k's frames end "... @ 111] " in WinDbg's x64 stacks (with the blank).
     return s.empty() ? s : s + " ";
+}
+
+std::string line_number_column(engine::Debugger& dbg, uint64_t address) {
+    if (!dbg.symbols().load_lines()) {
+        return "";
+    }
+    auto at = dbg.symbols().source_line(address);
+    if (!at) {
+        return "";
+    }
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%5u ", at->line);
+    return buf;
 }
 
 void cmd_lines(engine::Debugger& dbg, Output& out, std::string_view args) {

@@ -18,6 +18,10 @@ std::string source_suffix(engine::Debugger& dbg, uint64_t address);
 // the return address), frame 0 and a frame interrupted by a trap the line of their pc.
 std::string frame_source_suffix(engine::Debugger& dbg, uint64_t pc, bool is_return_address);
 
+// uf's column before each instruction: its line right-aligned in five places and a blank
+// ("   18 "; a hidden line shows its raw number: "15732480 "); "" when lines are off or unknown.
+std::string line_number_column(engine::Debugger& dbg, uint64_t address);
+
 // .lines [-e|-d|-t]: "Line number information will be loaded" / "... will not be loaded".
 void cmd_lines(engine::Debugger& dbg, Output& out, std::string_view args);
 

@@ -175,6 +175,7 @@ void cmd_unassemble_function(engine::Debugger& dbg, Output& out, std::string_vie
             s += symbol_or_address(dbg, fi.address) + source_suffix(dbg, fi.address) + ":\n";
         }
         first = false;
+        s += line_number_column(dbg, fi.address); // "   18 " with .lines on
         auto mem = dbg.read_virtual(fi.address, fi.length);
         if (!mem) {
             s += format_address(fi.address) + " ??              ???\n";

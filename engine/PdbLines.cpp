@@ -81,9 +81,6 @@ std::optional<PdbSourceLine> PdbLines::find(uint32_t rva) const {
                    std::prev(it)->end == it->end) {
                 --it;
             }
-            if (is_hidden_line(it->line)) {
-                return std::nullopt; // code that belongs to no line
-            }
             return PdbSourceLine{m_files[it->file], it->line, it->rva};
         }
     }

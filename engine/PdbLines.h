@@ -33,7 +33,8 @@ class PdbLines {
     // Takes the entries in any order; entries whose file index is out of range are dropped.
     PdbLines(std::vector<std::string> files, std::vector<PdbLineEntry> entries);
 
-    // The line whose code holds `rva`; nullopt when no line table covers it.
+    // The line whose code holds `rva`; nullopt when no line table covers it. A hidden line
+    // (is_hidden_line) is returned as recorded, as DIA returns it and WinDbg shows it.
     std::optional<PdbSourceLine> find(uint32_t rva) const;
 
     // bp `file.c:42`: the first code address of `line` in the file `file` names (the whole

@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 using namespace std::chrono_literals;
 using e2e::cmd;
@@ -136,6 +137,23 @@ TEST_CASE(".lines, -lines, bp `kdtest.c:N`, and the lines in the stop line, k, l
     CHECK_MESSAGE(contains(u, "^kdtest!KdTestInnerStep(\\+0x[0-9a-f]+)?" + at_line(inner) + ":\n"),
                   u);
     const std::string uf = output_of(p, "uf kdtest!KdTestMiddleStep");
+    // uf: each instruction after its line number ("  114 fffff880`..."); the call is on the
+    // line that holds it.
+    CHECK_MESSAGE(
+        contains(uf, "\n *" + std::to_string(middle) +
+                         R"( fffff880`[0-9a-f]{8} e8[0-9a-f]{8} +call +kdtest!KdTestInnerStep)"),
+        uf);
+    {
+        std::istringstream in(uf);
+        size_t instructions = 0;
+        for (std::string line; std::getline(in, line);) {
+            if (line.find("fffff880`") != std::string::npos && line.rfind("kdtest!", 0) != 0) {
+                ++instructions;
+                CHECK_MESSAGE(contains(line, R"(^ {0,4}\d+ fffff880`)"), line);
+            }
+        }
+        CHECK(instructions > 5);
+    }
     CHECK_MESSAGE(contains(uf, "^kdtest!KdTestMiddleStep \\[" + escape(kSource) + " @ \\d+\\]:\n"),
                   uf);
 
