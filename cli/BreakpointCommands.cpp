@@ -285,11 +285,6 @@ void Repl::cmd_ba(std::string_view args) {
     }
     std::string command = take_command(args);
     args = trim(args);
-    auto filters = evaluate_filters(opt, m_dbg->expression_callbacks());
-    if (!filters) {
-        error(filters.error().message);
-        return;
-    }
     if (args.empty()) {
         error("Usage: ba [/1] e|r|w|i 1|2|4|8 ADDRESS [PASSES] [\"COMMANDS\"]");
         return;
@@ -313,6 +308,20 @@ void Repl::cmd_ba(std::string_view args) {
     args = trim(args.substr(1));
     if (size != 1 && size != 2 && size != 4 && size != 8) {
         error("Bad size " + std::to_string(size) + ": hardware breakpoints cover 1, 2, 4 or 8 bytes");
+        return;
+    }
+    // WinDbg's place for the options: after the size (ba w4 /p EPROCESS ADDRESS).
+    warn.clear();
+    args = take_options(args, opt, warn);
+    if (!warn.empty()) {
+        error(warn);
+        if (warn.rfind("Unknown", 0) == 0) {
+            return;
+        }
+    }
+    auto filters = evaluate_filters(opt, m_dbg->expression_callbacks());
+    if (!filters) {
+        error(filters.error().message);
         return;
     }
     auto cb = m_dbg->expression_callbacks();

@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 #include <regex>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using e2e::cmd;
@@ -20,9 +21,13 @@ using e2e::kAddr;
 namespace {
 const std::string kBin = KDCART_BIN_DIR;
 
-e2e::Process start(const std::string& sim) {
-    return e2e::Process({kBin + "/kdcart", "--sim", sim, "--kdsim", kBin + "/kdsim", "--sim-cpus",
-                         "3", "-b", "-y", kBin + "/../hw/images"});
+e2e::Process start(const std::string& sim, bool symbols = true) {
+    std::vector<std::string> args = {kBin + "/kdcart", "--sim",      sim, "--kdsim",
+                                     kBin + "/kdsim",  "--sim-cpus", "3", "-b"};
+    if (symbols) {
+        args.insert(args.end(), {"-y", kBin + "/../hw/images"});
+    }
+    return e2e::Process(args);
 }
 
 // The first capture of `re` in `text`, "" when it is not there.
@@ -90,6 +95,18 @@ void filtered_breakpoints(const std::string& sim) {
         CHECK(command_output(p, "? @$thread").find(idle2) != std::string::npos);
     }
 
+    // ba e1 with /t after the size (WinDbg's place for options): the hardware breakpoint is
+    // in every processor's debug registers, processor 1's hits are passed over.
+    command_output(p, "bc *; ba e1 /t " + idle2 + " nt!KiIdleLoop");
+    CHECK(command_output(p, "bl").find(" e 1 0001 (0001) nt!KiIdleLoop\n     Match thread data " +
+                                       idle2 + "\n") != std::string::npos);
+    for (int i = 0; i < 2; ++i) {
+        cmd(p, "g");
+        EXPECT_OUT(p, R"(Breakpoint 0 hit\nnt!KiIdleLoop:\n)" + kAddr + R"( f4 +hlt\n2: kd> )",
+                   120s);
+        CHECK(command_output(p, "? @$thread").find(idle2) != std::string::npos);
+    }
+
     // bp /p Idle: an idle processor stops, in Idle's process; the pass count works as usual.
     cmd(p, "bc *; bp /p " + idle_process + " nt!KiIdleLoop");
     EXPECT_OUT(p, R"(\d: kd> )", 60s);
@@ -136,8 +153,39 @@ void filtered_breakpoints(const std::string& sim) {
     cmd(p, "q");
     CHECK(p.wait_exit(60s) == 0);
 }
+// Without nt's PDB the process of a thread cannot be read: a /p hit stops and says why (never a
+// stop dropped in silence); /t needs no read and still filters.
+void without_symbols(const std::string& sim) {
+    auto p = start(sim, false);
+    REQUIRE(p.started());
+    EXPECT_OUT(p, "0: kd> ", 120s);
+    const std::string procs = command_output(p, "~");
+    const std::string idle1 = capture(
+        procs, R"(\n +1 +KPRCB: )" + kAddr + R"( +Current thread: ()" + kAddr + R"() \(idle\))");
+    REQUIRE(!idle1.empty());
+    command_output(p, "bp /t " + idle1 + " nt!KiIdleLoop");
+    for (int i = 0; i < 2; ++i) {
+        cmd(p, "g");
+        EXPECT_OUT(p, R"(Breakpoint 0 hit\nnt!KiIdleLoop:\n)" + kAddr + R"( f4 +hlt\n1: kd> )",
+                   120s);
+    }
+    // Any process: the check cannot be made, so the first hit stops, with the reason.
+    command_output(p, "bc *; bp /p 0xfffffa8000000648 nt!KiIdleLoop");
+    cmd(p, "g");
+    EXPECT_OUT(p,
+               R"(Breakpoint 0: cannot tell the current thread or process \(NT symbols are )"
+               R"(incorrect, please fix symbols\); stopping)",
+               120s);
+    EXPECT_OUT(p, R"(Breakpoint 0 hit\nnt!KiIdleLoop:\n)", 60s);
+    EXPECT_OUT(p, R"([12]: kd> )", 60s);
+    cmd(p, "q");
+    CHECK(p.wait_exit(60s) == 0);
+}
 } // namespace
 
+TEST_CASE("without nt's PDB, bp /t still filters and bp /p stops saying why (serial)") {
+    without_symbols("com");
+}
 TEST_CASE("bp /t and bp /p stop only in their thread and process (serial)") {
     filtered_breakpoints("com");
 }
