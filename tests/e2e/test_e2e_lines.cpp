@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdio>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -156,6 +157,20 @@ TEST_CASE(".lines, -lines, bp `kdtest.c:N`, and the lines in the stop line, k, l
     }
     CHECK_MESSAGE(contains(uf, "^kdtest!KdTestMiddleStep \\[" + escape(kSource) + " @ \\d+\\]:\n"),
                   uf);
+
+    // Source-line expressions elsewhere: without a file, the pc's file (kdtest.c here);
+    // without a line, the file's first code address.
+    const std::string compute_at = output_of(p, "? kdtest!KdTestCompute");
+    CHECK(contains(compute_at, "^Evaluate expression: "));
+    CHECK(output_of(p, "? `:" + std::to_string(comment) + "`") == compute_at);
+    CHECK(output_of(
+              p, "? `kdtest!kdtest.c:0x" + [&] {
+                  char hex[16];
+                  std::snprintf(hex, sizeof hex, "%x", comment);
+                  return std::string(hex);
+              }() + "`") == compute_at);
+    const std::string first = output_of(p, "? `kdtest.c`");
+    CHECK_MESSAGE(contains(first, "^Evaluate expression: "), first);
 
     // Off: no lines anywhere.
     output_of(p, ".lines -d");
