@@ -93,6 +93,8 @@ void filtered_breakpoints(const std::string& sim) {
         CHECK(th.find("THREAD " + plain(idle2) + " ") != std::string::npos);
         CHECK(th.find("RUNNING on processor 2") != std::string::npos);
         CHECK(command_output(p, "? @$thread").find(idle2) != std::string::npos);
+        CHECK(command_output(p, ".thread").find("Implicit thread is now " + idle2 + "\n") !=
+              std::string::npos);
     }
 
     // ba e1 with /t after the size (WinDbg's place for options): the hardware breakpoint is
