@@ -59,6 +59,27 @@ std::string llvm_error_text(llvm::Error e) {
     return text.empty() ? "unknown error" : text;
 }
 
+Result<std::unique_ptr<ModuleDebugStreamRef>>
+open_module_stream(PDBFile& file, const DbiModuleList& modules, uint32_t index) {
+    if (index >= modules.getModuleCount()) {
+        return make_error(Errc::Malformed, "bad module index");
+    }
+    const DbiModuleDescriptor desc = modules.getModuleDescriptor(index);
+    const uint16_t sn = desc.getModuleStreamIndex();
+    if (sn == kInvalidStreamIndex || sn >= file.getNumStreams()) {
+        return make_error(Errc::Malformed, "the module has no debug stream");
+    }
+    auto stream = file.safelyCreateIndexedStream(sn);
+    if (!stream) {
+        return make_error(Errc::Malformed, llvm_error_text(stream.takeError()));
+    }
+    auto mod = std::make_unique<ModuleDebugStreamRef>(desc, std::move(*stream));
+    if (auto e = mod->reload()) {
+        return make_error(Errc::Malformed, llvm_error_text(std::move(e)));
+    }
+    return mod;
+}
+
 struct PdbFile::Impl {
     llvm::BumpPtrAllocator allocator;
     std::unique_ptr<PDBFile> file;
@@ -295,24 +316,13 @@ Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection
         const DbiModuleList& modules = dbi->modules();
         const uint32_t count = modules.getModuleCount();
         for (uint32_t i = 0; i < count; ++i) {
-            const DbiModuleDescriptor desc = modules.getModuleDescriptor(i);
-            const uint16_t sn = desc.getModuleStreamIndex();
-            if (sn == kInvalidStreamIndex || sn >= file.getNumStreams()) {
-                continue;
-            }
-            auto stream = file.safelyCreateIndexedStream(sn);
-            if (!stream) {
-                consumeError(stream.takeError());
-                continue;
-            }
-            ModuleDebugStreamRef mod(desc, std::move(*stream));
-            if (auto e = mod.reload()) {
-                consumeError(std::move(e));
-                continue;
+            auto mod = open_module_stream(file, modules, i);
+            if (!mod) {
+                continue; // a module that does not open costs its own symbols only
             }
             bool had_error = false;
             int depth = 0;
-            const auto& records = mod.getSymbolArray();
+            const auto& records = (*mod)->getSymbolArray();
             for (auto it = records.begin(&had_error); it != records.end(); ++it) {
                 const CVSymbol& sym = *it;
                 const SymbolKind k = sym.kind();
@@ -466,19 +476,11 @@ Result<PdbFunctionFrame> PdbFile::function_frame(uint32_t function_rva) {
     if (!dbi) {
         return make_error(Errc::Malformed, llvm_error_text(dbi.takeError()));
     }
-    const DbiModuleList& modules = dbi->modules();
-    if (where->second.first >= modules.getModuleCount()) {
-        return make_error(Errc::Malformed, "bad module index");
+    auto opened = open_module_stream(file, dbi->modules(), where->second.first);
+    if (!opened) {
+        return tl::unexpected(opened.error());
     }
-    const DbiModuleDescriptor desc = modules.getModuleDescriptor(where->second.first);
-    auto stream = file.safelyCreateIndexedStream(desc.getModuleStreamIndex());
-    if (!stream) {
-        return make_error(Errc::Malformed, llvm_error_text(stream.takeError()));
-    }
-    ModuleDebugStreamRef mod(desc, std::move(*stream));
-    if (auto e = mod.reload()) {
-        return make_error(Errc::Malformed, llvm_error_text(std::move(e)));
-    }
+    ModuleDebugStreamRef& mod = **opened;
     auto to_rva = [&](uint16_t segment, uint32_t offset) -> uint32_t {
         if (segment == 0 || segment > m->section_rva.size()) {
             return 0;

@@ -153,21 +153,11 @@ Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file) 
     const DbiModuleList& modules = dbi->modules();
     const uint32_t count = modules.getModuleCount();
     for (uint32_t i = 0; i < count && strings; ++i) {
-        const DbiModuleDescriptor desc = modules.getModuleDescriptor(i);
-        const uint16_t sn = desc.getModuleStreamIndex();
-        if (sn == kInvalidStreamIndex || sn >= file.getNumStreams()) {
+        auto opened = open_module_stream(file, modules, i);
+        if (!opened) {
             continue;
         }
-        auto stream = file.safelyCreateIndexedStream(sn);
-        if (!stream) {
-            consumeError(stream.takeError());
-            continue;
-        }
-        ModuleDebugStreamRef mod(desc, std::move(*stream));
-        if (auto e = mod.reload()) {
-            consumeError(std::move(e));
-            continue;
-        }
+        ModuleDebugStreamRef& mod = **opened;
         if (!mod.hasDebugSubsections()) {
             continue;
         }

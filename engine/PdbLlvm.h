@@ -9,14 +9,20 @@
 namespace llvm {
 class Error;
 namespace pdb {
+class DbiModuleList;
+class ModuleDebugStreamRef;
 class PDBFile;
-}
+} // namespace pdb
 } // namespace llvm
 
 namespace kdcart::engine {
 
 // The text of an LLVM error (consumed).
 std::string llvm_error_text(llvm::Error e);
+// Module `index`'s debug stream (its symbol records and C13 subsections), opened and parsed.
+[[nodiscard]] Result<std::unique_ptr<llvm::pdb::ModuleDebugStreamRef>>
+open_module_stream(llvm::pdb::PDBFile& file, const llvm::pdb::DbiModuleList& modules,
+                   uint32_t index);
 // The TPI stream of `file` as PdbTypes (records indexed once; conversion on demand).
 [[nodiscard]] Result<std::unique_ptr<PdbTypes>> make_llvm_pdb_types(llvm::pdb::PDBFile& file);
 // The line tables of every module stream (PdbLines.cpp).
