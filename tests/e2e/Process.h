@@ -17,8 +17,20 @@ extern char** environ;
 
 namespace e2e {
 
+// `s` as a regular expression that matches exactly `s` (paths, URLs, symbol names).
+inline std::string regex_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        if (std::string(R"(\^$.|?*+()[]{})").find(c) != std::string::npos) {
+            out += '\\';
+        }
+        out += c;
+    }
+    return out;
+}
+
 class Process {
-public:
+  public:
     explicit Process(std::vector<std::string> argv) {
         int in[2], out[2];
         if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) {
@@ -119,7 +131,7 @@ public:
         return -1;
     }
 
-private:
+  private:
     void pump(std::chrono::milliseconds timeout) {
         pollfd pfd{m_out, POLLIN, 0};
         if (::poll(&pfd, 1, static_cast<int>(std::min<long>(timeout.count(), 200))) <= 0) {
@@ -146,13 +158,13 @@ private:
 };
 
 // Waits for `re` in the process's output; on failure prints the transcript and fails the test.
-#define EXPECT_OUT(p, re, t)                                                                 \
-    do {                                                                                   \
-        bool ok_ = (p).expect((re), (t));                                                  \
-        if (!ok_) {                                                                        \
-            MESSAGE("transcript:\n" << (p).transcript());                                  \
-        }                                                                                  \
-        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                 \
+#define EXPECT_OUT(p, re, t)                                                                       \
+    do {                                                                                           \
+        bool ok_ = (p).expect((re), (t));                                                          \
+        if (!ok_) {                                                                                \
+            MESSAGE("transcript:\n" << (p).transcript());                                          \
+        }                                                                                          \
+        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                         \
     } while (0)
 
 // Sends one kd command line.

@@ -40,20 +40,9 @@ unsigned line_of(const std::string& text) {
     return found;
 }
 
-std::string escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (std::string(R"(\^$.|?*+()[]{})").find(c) != std::string::npos) {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out;
-}
-
 // " [/path/kdtest.c @ 107]" as a regex.
 std::string at_line(unsigned line) {
-    return escape(" [" + kSource + " @ " + std::to_string(line) + "]");
+    return e2e::regex_escape(" [" + kSource + " @ " + std::to_string(line) + "]");
 }
 
 // What one command printed, without the echo of the command line itself.
@@ -155,8 +144,9 @@ TEST_CASE(".lines, -lines, bp `kdtest.c:N`, and the lines in the stop line, k, l
         }
         CHECK(instructions > 5);
     }
-    CHECK_MESSAGE(contains(uf, "^kdtest!KdTestMiddleStep \\[" + escape(kSource) + " @ \\d+\\]:\n"),
-                  uf);
+    CHECK_MESSAGE(
+        contains(uf, "^kdtest!KdTestMiddleStep \\[" + e2e::regex_escape(kSource) + " @ \\d+\\]:\n"),
+        uf);
 
     // Source-line expressions elsewhere: without a file, the pc's file (kdtest.c here);
     // without a line, the file's first code address.
@@ -183,7 +173,9 @@ TEST_CASE(".lines, -lines, bp `kdtest.c:N`, and the lines in the stop line, k, l
     // And the comment line's breakpoint stops in KdTestCompute, at its first line with code.
     output_of(p, ".lines -e; bc *");
     cmd(p, "bp `kdtest!kdtest.c:" + std::to_string(comment) + "`; g");
-    EXPECT_OUT(p, "Breakpoint 0 hit\nkdtest!KdTestCompute \\[" + escape(kSource) + " @ \\d+\\]:\n",
+    EXPECT_OUT(p,
+               "Breakpoint 0 hit\nkdtest!KdTestCompute \\[" + e2e::regex_escape(kSource) +
+                   " @ \\d+\\]:\n",
                120s);
     EXPECT_OUT(p, e2e::kPromptRe, 60s);
     output_of(p, "bc *");

@@ -69,17 +69,6 @@ e2e::Process start_sim(std::vector<std::string> extra) {
     return e2e::Process(argv);
 }
 
-std::string escape(const std::string& s) {
-    std::string out;
-    for (char c : s) {
-        if (std::string(R"(\^$.|?*+()[]{})").find(c) != std::string::npos) {
-            out += '\\';
-        }
-        out += c;
-    }
-    return out;
-}
-
 } // namespace
 
 TEST_CASE("symbols from a local symbol server: lm, x, ln, k, dt, dps, and a 404 falls back") {
@@ -101,7 +90,8 @@ TEST_CASE("symbols from a local symbol server: lm, x, ln, k, dt, dps, and a 404 
     cmd(p, "lm");
     EXPECT_OUT(p,
                "   nt         \\(private pdb symbols\\)  " +
-                   escape(cache + "/ntoskrnl.pdb/" + keys.at("ntoskrnl.exe") + "/ntoskrnl.pdb") +
+                   e2e::regex_escape(cache + "/ntoskrnl.pdb/" + keys.at("ntoskrnl.exe") +
+                                     "/ntoskrnl.pdb") +
                    "\n",
                30s);
     EXPECT_OUT(p, R"(   kdtest     \(deferred\)\n)", 10s);
@@ -119,10 +109,12 @@ TEST_CASE("symbols from a local symbol server: lm, x, ln, k, dt, dps, and a 404 
     EXPECT_OUT(p, kPrompt, 30s);
     cmd(p, "lm");
     EXPECT_OUT(p, R"(   kdcom      \(export symbols\)       kdcom.dll\n)", 30s);
-    EXPECT_OUT(p,
-               "   kdtest     \\(private pdb symbols\\)  " +
-                   escape(cache + "/kdtest.pdb/" + keys.at("kdtest.sys") + "/kdtest.pdb") + "\n",
-               10s);
+    EXPECT_OUT(
+        p,
+        "   kdtest     \\(private pdb symbols\\)  " +
+            e2e::regex_escape(cache + "/kdtest.pdb/" + keys.at("kdtest.sys") + "/kdtest.pdb") +
+            "\n",
+        10s);
     EXPECT_OUT(p, kPrompt, 10s);
     CHECK(fs::exists(cache + "/kdtest.pdb/" + keys.at("kdtest.sys") + "/kdtest.pdb"));
 
@@ -140,9 +132,10 @@ TEST_CASE("symbols from a local symbol server: lm, x, ln, k, dt, dps, and a 404 
     for (const auto& s : *syms) {
         if (s.kind == kdcart::engine::PdbSymbol::Kind::Function) {
             ++functions;
-            CHECK_MESSAGE(std::regex_search(
-                              listing, std::regex(kAddr + " kdtest!" + escape(s.name) + R"( \()")),
-                          s.name);
+            CHECK_MESSAGE(
+                std::regex_search(
+                    listing, std::regex(kAddr + " kdtest!" + e2e::regex_escape(s.name) + R"( \()")),
+                s.name);
         }
     }
     CHECK(functions >= 10);
@@ -268,7 +261,7 @@ TEST_CASE("symbols from a local symbol server: lm, x, ln, k, dt, dps, and a 404 
     EXPECT_OUT(p, "noisy mode - symbol prompts off\n", 30s);
     cmd(p, ".reload /f kdcom.dll");
     EXPECT_OUT(p,
-               "SYMSRV:  HTTPGET: " + escape(server.url()) + "/kdcom.pdb/" + kdcom_key +
+               "SYMSRV:  HTTPGET: " + e2e::regex_escape(server.url()) + "/kdcom.pdb/" + kdcom_key +
                    R"(/kdcom.pdb - HTTP 404 \(80190194 - HTTP_STATUS_NOT_FOUND\)\n)",
                30s);
     EXPECT_OUT(p, kPrompt, 30s);
@@ -295,13 +288,14 @@ TEST_CASE("no symbol path: WinDbg's banner once, export symbols, and lm says so"
     EXPECT_OUT(p, R"(   nt         \(export symbols\)       ntoskrnl.exe\n)", 30s);
     // A path given later takes effect at the next .reload.
     cmd(p, ".sympath " + kImages);
-    EXPECT_OUT(p, "Symbol search path is: " + escape(kImages) + "\n", 30s);
-    EXPECT_OUT(p, "OK {45}" + escape(kImages) + "\n", 30s);
+    EXPECT_OUT(p, "Symbol search path is: " + e2e::regex_escape(kImages) + "\n", 30s);
+    EXPECT_OUT(p, "OK {45}" + e2e::regex_escape(kImages) + "\n", 30s);
     cmd(p, ".reload /f nt");
     cmd(p, "lm m nt");
-    EXPECT_OUT(
-        p, "   nt         \\(private pdb symbols\\)  " + escape(kImages + "/ntoskrnl.pdb") + "\n",
-        30s);
+    EXPECT_OUT(p,
+               "   nt         \\(private pdb symbols\\)  " +
+                   e2e::regex_escape(kImages + "/ntoskrnl.pdb") + "\n",
+               30s);
     const size_t before = p.mark();
     cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);
