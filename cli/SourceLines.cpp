@@ -7,10 +7,10 @@
 namespace kdcart::cli {
 
 std::string source_suffix(engine::Debugger& dbg, uint64_t address) {
-    if (!dbg.symbols().load_lines()) {
+    if (!dbg.known_symbols().load_lines()) {
         return "";
     }
-    auto at = dbg.symbols().source_line(address);
+    auto at = dbg.known_symbols().source_line(address);
     if (!at) {
         return "";
     }
@@ -24,10 +24,10 @@ std::string frame_source_suffix(engine::Debugger& dbg, uint64_t pc, bool is_retu
 }
 
 std::string line_number_column(engine::Debugger& dbg, uint64_t address) {
-    if (!dbg.symbols().load_lines()) {
+    if (!dbg.known_symbols().load_lines()) {
         return "";
     }
-    auto at = dbg.symbols().source_line(address);
+    auto at = dbg.known_symbols().source_line(address);
     if (!at) {
         return "";
     }

@@ -107,6 +107,10 @@ public:
     // The symbol engine (path, !sym noisy, .reload, x, ln, dt); reads the module list first
     // when the target is stopped.
     Symbols& symbols();
+    // The same without reading the module list: for look-ups of addresses whose module is
+    // already known (symbolize() walks the list only as far as it must). A stop line's source
+    // line must not cost the whole module list and KDDEBUGGER_DATA64 on a serial cable.
+    Symbols& known_symbols() { return m_symbols; }
 
     // ---- expressions ----
     // Registers of the current processor, symbols and memory for the MASM evaluator.
