@@ -7,8 +7,7 @@
 // floor: the time those bytes take at baud/10 bytes per second.
 //
 //   kd_bpfilter_bench [--kdsim PATH] [--baud 115200] [--seconds 10] [--sympath PATH]
-#include "cli/Repl.h"
-#include "cli/SimLauncher.h"
+#include "tests/bench/ReplSession.h"
 
 #include <chrono>
 #include <cstdio>
@@ -16,24 +15,10 @@
 #include <string>
 
 using namespace kdcart;
+using namespace bench;
 using namespace std::chrono;
 
 namespace {
-
-struct Capture : cli::Output {
-    std::string text;
-    void write(std::string_view t) override {
-        text += t;
-        if (text.size() > 64 * 1024) {
-            text.erase(0, text.size() - 16 * 1024);
-        }
-    }
-};
-
-uint64_t link_bytes(engine::Debugger& dbg) {
-    const auto s = dbg.session().link_stats();
-    return s.bytes_in + s.bytes_out;
-}
 
 // Runs with `bp_line` set for `run_for`, breaks in, and prints what the filtered hits cost.
 bool measure(cli::Repl& repl, engine::Debugger& dbg, Capture& out, const std::string& bp_line,
@@ -100,35 +85,17 @@ bool measure(cli::Repl& repl, engine::Debugger& dbg, Capture& out, const std::st
 }
 
 int run(const std::string& kdsim, unsigned baud, int run_seconds, const std::string& sympath) {
-    cli::SimLauncher sim;
     cli::SimOptions so;
     so.kdsim_path = kdsim;
     so.baud = baud;
     so.cpus = 3;
-    auto pty = sim.start_pty(so);
-    if (!pty) {
-        std::fprintf(stderr, "bench: %s\n", pty.error().message.c_str());
+    auto session = start_repl_session(so, sympath);
+    if (!session) {
         return 1;
     }
-    auto stream = transport::open_serial(*pty, baud);
-    if (!stream) {
-        std::fprintf(stderr, "bench: %s\n", stream.error().message.c_str());
-        return 1;
-    }
-    Capture out;
-    cli::Repl repl(out);
-    engine::Debugger dbg(transport::make_kdcom_link(std::move(*stream)), &repl);
-    repl.set_debugger(&dbg);
-    dbg.symbols().set_path(engine::SymbolPath::parse(sympath, ""));
-    engine::AttachOptions ao;
-    ao.break_in = true;
-    ao.connect_timeout = seconds(60);
-    auto first = dbg.attach(ao);
-    if (!first) {
-        std::fprintf(stderr, "bench: attach: %s\n", first.error().message.c_str());
-        return 1;
-    }
-    repl.announce_connection(*first);
+    cli::Repl& repl = *session->repl;
+    engine::Debugger& dbg = *session->dbg;
+    Capture& out = session->out;
     // nt's types (for KTHREAD.ApcState.Process) loaded before measuring.
     repl.execute_line("? @$proc");
     const double floor_rate = baud / 10.0;

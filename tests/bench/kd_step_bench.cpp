@@ -6,8 +6,7 @@
 // baud/10 bytes per second.
 //
 //   kd_step_bench [--kdsim PATH] [--baud 115200] [--steps 40] [--sympath PATH]
-#include "cli/Repl.h"
-#include "cli/SimLauncher.h"
+#include "tests/bench/ReplSession.h"
 
 #include <chrono>
 #include <cstdio>
@@ -15,31 +14,16 @@
 #include <string>
 
 using namespace kdcart;
+using namespace bench;
 using namespace std::chrono;
 
 namespace {
-
-// Keeps what kdcart would print, so that a failing run can say why.
-struct Capture : cli::Output {
-    std::string text;
-    void write(std::string_view t) override {
-        text += t;
-        if (text.size() > 64 * 1024) {
-            text.erase(0, text.size() - 16 * 1024);
-        }
-    }
-};
 
 struct Totals {
     double seconds = 0;
     uint64_t bytes = 0;
     std::map<uint32_t, protocol::ApiTraffic> apis;
 };
-
-uint64_t link_bytes(engine::Debugger& dbg) {
-    const auto s = dbg.session().link_stats();
-    return s.bytes_in + s.bytes_out;
-}
 
 void print_split(const Totals& t, double per, double floor_rate) {
     uint64_t in_apis = 0;
@@ -90,39 +74,18 @@ bool park(cli::Repl& repl, engine::Debugger& dbg, Capture& out) {
 }
 
 int run(const std::string& kdsim, unsigned baud, int steps, const std::string& sympath) {
-    cli::SimLauncher sim;
     cli::SimOptions so;
     so.kdsim_path = kdsim;
     so.baud = baud;
-    auto pty = sim.start_pty(so);
-    if (!pty) {
-        std::fprintf(stderr, "bench: %s\n", pty.error().message.c_str());
+    auto session = start_repl_session(so, sympath);
+    if (!session) {
         return 1;
     }
-    const auto t_attach = steady_clock::now();
-    auto stream = transport::open_serial(*pty, baud);
-    if (!stream) {
-        std::fprintf(stderr, "bench: %s\n", stream.error().message.c_str());
-        return 1;
-    }
-    Capture out;
-    cli::Repl repl(out);
-    engine::Debugger dbg(transport::make_kdcom_link(std::move(*stream)), &repl);
-    repl.set_debugger(&dbg);
-    if (!sympath.empty()) {
-        dbg.symbols().set_path(engine::SymbolPath::parse(sympath, ""));
-    }
-    engine::AttachOptions ao;
-    ao.break_in = true;
-    ao.connect_timeout = seconds(60);
-    auto first = dbg.attach(ao);
-    if (!first) {
-        std::fprintf(stderr, "bench: attach: %s\n", first.error().message.c_str());
-        return 1;
-    }
-    repl.announce_connection(*first);
+    cli::Repl& repl = *session->repl;
+    engine::Debugger& dbg = *session->dbg;
+    Capture& out = session->out;
     Totals attach;
-    attach.seconds = duration<double>(steady_clock::now() - t_attach).count();
+    attach.seconds = session->attach_seconds;
     attach.bytes = link_bytes(dbg);
     attach.apis = dbg.client().traffic();
 
