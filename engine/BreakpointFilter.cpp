@@ -1,4 +1,5 @@
 #include "engine/BreakpointFilter.h"
+#include "engine/HexText.h"
 
 #include "engine/Breakpoints.h"
 #include "engine/Debugger.h"
@@ -8,14 +9,6 @@
 #include <cstdio>
 
 namespace kdcart::engine {
-
-namespace {
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-} // namespace
 
 Result<uint64_t> BreakpointFilter::current_thread(uint16_t cpu, const StopEvent& stop) {
     if (cpu == stop.processor && stop.thread != 0) {

@@ -1,4 +1,5 @@
 #include "engine/BreakpointManager.h"
+#include "engine/HexText.h"
 
 #include <algorithm>
 #include <cstring>
@@ -8,15 +9,6 @@
 namespace kdcart::engine {
 
 using namespace protocol;
-
-namespace {
-// Addresses in error messages; the CLI adds WinDbg's formatting where it prints them.
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-} // namespace
 
 Result<Translation> BreakpointManager::translate(uint64_t va) {
     const uint16_t cpu = m_target ? m_target->current_processor() : 0;
@@ -206,7 +198,7 @@ Result<void> BreakpointManager::insert_sites(std::optional<uint64_t> skip) {
         }
         auto handle = m_target->client().write_breakpoint(a);
         if (!handle) {
-            m_target->notice("Unable to insert breakpoint at " + hex(a) + ": " +
+            m_target->notice("Unable to insert breakpoint at " + hex_0x(a) + ": " +
                              handle.error().message);
             continue;
         }

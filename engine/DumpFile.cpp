@@ -1,4 +1,5 @@
 #include "engine/DumpFile.h"
+#include "engine/HexText.h"
 
 #include <algorithm>
 #include <bit>
@@ -14,19 +15,13 @@ namespace kdcart::engine {
 
 namespace {
 
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-
 std::string fourcc(uint32_t v) {
     std::string s;
     for (int i = 0; i < 4; ++i) {
         char c = static_cast<char>((v >> (8 * i)) & 0xFF);
         s += (c >= 0x20 && c < 0x7F) ? c : '.';
     }
-    return hex(v) + " '" + s + "'";
+    return hex_0x(v) + " '" + s + "'";
 }
 
 } // namespace
@@ -110,10 +105,10 @@ Result<void> DumpFile::validate() {
                               std::string(engine::dump_type_name(header_.DumpType)) +
                               ") dumps are not supported yet");
     default:
-        return make_error(Errc::Malformed, "unknown DumpType " + hex(header_.DumpType));
+        return make_error(Errc::Malformed, "unknown DumpType " + hex_0x(header_.DumpType));
     }
     if (header_.MachineImageType != protocol::IMAGE_FILE_MACHINE_AMD64) {
-        warnings_.push_back("MachineImageType " + hex(header_.MachineImageType) +
+        warnings_.push_back("MachineImageType " + hex_0x(header_.MachineImageType) +
                             " is not x64 (0x8664)");
     }
     return {};
@@ -124,7 +119,7 @@ Result<void> DumpFile::validate_runs() {
     if (pmb.NumberOfRuns == DUMP_SIGNATURE64) {
         return make_error(Errc::Malformed,
                           "the run list of the full dump holds the 'PAGE' fill (NumberOfRuns " +
-                              hex(pmb.NumberOfRuns) + ")");
+                              hex_0x(pmb.NumberOfRuns) + ")");
     }
     if (pmb.NumberOfRuns > kDumpMaxRuns) {
         return make_error(Errc::Malformed, "NumberOfRuns " + std::to_string(pmb.NumberOfRuns) +
@@ -135,8 +130,8 @@ Result<void> DumpFile::validate_runs() {
         const PHYSICAL_MEMORY_RUN64 run = pmb.Run[i];
         if (run.BasePage >= kDumpMaxPfn || run.PageCount > kDumpMaxPfn - run.BasePage) {
             return make_error(Errc::Malformed, "run " + std::to_string(i) + " (BasePage " +
-                                                   hex(run.BasePage) + ", PageCount " +
-                                                   hex(run.PageCount) +
+                                                   hex_0x(run.BasePage) + ", PageCount " +
+                                                   hex_0x(run.PageCount) +
                                                    ") goes past the largest physical address");
         }
         if (run.PageCount == 0) {
@@ -146,9 +141,9 @@ Result<void> DumpFile::validate_runs() {
         sum += run.PageCount; // at most 43 * 2^40: no overflow
     }
     if (sum != pmb.NumberOfPages) {
-        return make_error(Errc::Malformed, "NumberOfPages " + hex(pmb.NumberOfPages) +
-                                               " is not the sum of the runs' pages (" + hex(sum) +
-                                               ")");
+        return make_error(Errc::Malformed, "NumberOfPages " + hex_0x(pmb.NumberOfPages) +
+                                               " is not the sum of the runs' pages (" +
+                                               hex_0x(sum) + ")");
     }
     std::sort(runs_.begin(), runs_.end(),
               [](const Run& a, const Run& b) { return a.base < b.base; });
@@ -156,9 +151,10 @@ Result<void> DumpFile::validate_runs() {
         const Run& a = runs_[i - 1];
         const Run& b = runs_[i];
         if (b.base < a.base + a.count) {
-            return make_error(Errc::Malformed, "runs overlap: PFN " + hex(a.base) + "-" +
-                                                   hex(a.base + a.count - 1) + " and " +
-                                                   hex(b.base) + "-" + hex(b.base + b.count - 1));
+            return make_error(Errc::Malformed, "runs overlap: PFN " + hex_0x(a.base) + "-" +
+                                                   hex_0x(a.base + a.count - 1) + " and " +
+                                                   hex_0x(b.base) + "-" +
+                                                   hex_0x(b.base + b.count - 1));
         }
     }
     data_start_ = kDumpHeaderSize;
@@ -182,30 +178,30 @@ Result<void> DumpFile::validate_bitmap() {
                                                " (expected 'DUMP')");
     }
     if (bh.BitmapSize > kDumpMaxPfn) {
-        return make_error(Errc::Malformed, "BitmapSize " + hex(bh.BitmapSize) +
+        return make_error(Errc::Malformed, "BitmapSize " + hex_0x(bh.BitmapSize) +
                                                " covers more than the physical address space");
     }
     bitmap_bits_ = bh.BitmapSize;
     const uint64_t bitmap_bytes = (bitmap_bits_ + 7) / 8;
     const uint64_t bitmap_end = kDumpBitmapOffset + bitmap_bytes;
     if (bitmap_end > size_) {
-        return make_error(Errc::Malformed, "the bitmap (" + hex(bitmap_bytes) +
+        return make_error(Errc::Malformed, "the bitmap (" + hex_0x(bitmap_bytes) +
                                                " bytes at 0x2038) runs past the end of the file (" +
-                                               hex(size_) + " bytes)");
+                                               hex_0x(size_) + " bytes)");
     }
     if (bh.HeaderSize % kDumpPageSize != 0) {
         return make_error(Errc::Malformed,
-                          "HeaderSize " + hex(bh.HeaderSize) + " is not page-aligned");
+                          "HeaderSize " + hex_0x(bh.HeaderSize) + " is not page-aligned");
     }
     if (bh.HeaderSize < bitmap_end) {
-        return make_error(Errc::Malformed, "HeaderSize " + hex(bh.HeaderSize) +
+        return make_error(Errc::Malformed, "HeaderSize " + hex_0x(bh.HeaderSize) +
                                                " points inside the headers or the bitmap (which "
                                                "end at " +
-                                               hex(bitmap_end) + ")");
+                                               hex_0x(bitmap_end) + ")");
     }
     if (bh.HeaderSize > size_) {
-        return make_error(Errc::Malformed, "HeaderSize " + hex(bh.HeaderSize) +
-                                               " is beyond the end of the file (" + hex(size_) +
+        return make_error(Errc::Malformed, "HeaderSize " + hex_0x(bh.HeaderSize) +
+                                               " is beyond the end of the file (" + hex_0x(size_) +
                                                " bytes)");
     }
     // Copy the bits (the tail past BitmapSize cleared) next to their rank counts.
@@ -257,16 +253,16 @@ Result<void> DumpFile::check_data_end(uint64_t data_start, uint64_t pages) {
     }
     const uint64_t expected_end = data_start + pages * kDumpPageSize;
     if (complete() && header_.RequiredDumpSpace != expected_end) {
-        return make_error(Errc::Malformed, "the page data would end at " + hex(expected_end) +
-                                               ", past the end of the file (" + hex(size_) +
+        return make_error(Errc::Malformed, "the page data would end at " + hex_0x(expected_end) +
+                                               ", past the end of the file (" + hex_0x(size_) +
                                                " bytes), and RequiredDumpSpace (" +
-                                               hex(header_.RequiredDumpSpace) + ") disagrees");
+                                               hex_0x(header_.RequiredDumpSpace) + ") disagrees");
     }
     present_pages_ = available;
     missing_pages_ = pages - available;
     warnings_.push_back("the file is truncated: it holds " + std::to_string(available) + " of " +
-                        std::to_string(pages) + " pages (" + hex(size_) + " of " +
-                        hex(expected_end) + " bytes); the other pages read as unreadable");
+                        std::to_string(pages) + " pages (" + hex_0x(size_) + " of " +
+                        hex_0x(expected_end) + " bytes); the other pages read as unreadable");
     return {};
 }
 

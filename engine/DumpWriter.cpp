@@ -1,4 +1,5 @@
 #include "engine/DumpWriter.h"
+#include "engine/HexText.h"
 
 #include <algorithm>
 #include <bit>
@@ -15,12 +16,6 @@ namespace {
 
 constexpr const char* kSidecarMagic = "kdcart dump progress v1";
 constexpr size_t kSidecarMaxSize = 4096;
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 struct Fnv {
     uint64_t h = 0xcbf29ce484222325ull;
@@ -229,7 +224,7 @@ Result<std::unique_ptr<DumpWriter>> DumpWriter::open(const std::string& path, Du
         }
         if (base >= kDumpMaxPfn || count > kDumpMaxPfn - base) {
             return make_error(Errc::InvalidArgument,
-                              "dump plan: run at PFN " + hex(base) + " (" + hex(count) +
+                              "dump plan: run at PFN " + hex_0x(base) + " (" + hex_0x(count) +
                                   " pages) goes past the largest physical address");
         }
         if (!runs.empty()) {
@@ -237,7 +232,7 @@ Result<std::unique_ptr<DumpWriter>> DumpWriter::open(const std::string& path, Du
             if (base < prev_end) {
                 return make_error(Errc::InvalidArgument,
                                   "dump plan: runs must be ascending and disjoint (PFN " +
-                                      hex(base) + " follows " + hex(prev_end - 1) + ")");
+                                      hex_0x(base) + " follows " + hex_0x(prev_end - 1) + ")");
             }
             if (base == prev_end) {
                 runs.back().second += count;
@@ -261,13 +256,13 @@ Result<std::unique_ptr<DumpWriter>> DumpWriter::open(const std::string& path, Du
         }
         if (plan.bitmap_bits < last_end) {
             return make_error(Errc::InvalidArgument,
-                              "dump plan: bitmap of " + hex(plan.bitmap_bits) +
+                              "dump plan: bitmap of " + hex_0x(plan.bitmap_bits) +
                                   " bits does not cover the runs (which end at PFN " +
-                                  hex(last_end) + ")");
+                                  hex_0x(last_end) + ")");
         }
         if (plan.bitmap_bits > kDumpMaxPfn) {
             return make_error(Errc::InvalidArgument,
-                              "dump plan: bitmap of " + hex(plan.bitmap_bits) +
+                              "dump plan: bitmap of " + hex_0x(plan.bitmap_bits) +
                                   " bits covers more than the physical address space");
         }
         uint64_t bitmap_bytes = (plan.bitmap_bits + 7) / 8;
@@ -623,9 +618,9 @@ Result<void> DumpWriter::write_page(uint64_t pfn,
                           path_ + ": every page of the plan is already written");
     }
     if (pfn != *expected) {
-        return make_error(Errc::InvalidArgument, path_ + ": page " + hex(pfn) +
+        return make_error(Errc::InvalidArgument, path_ + ": page " + hex_0x(pfn) +
                                                      " written out of order (expected " +
-                                                     hex(*expected) + ")");
+                                                     hex_0x(*expected) + ")");
     }
     static const uint8_t kZeroPage[kDumpPageSize] = {};
     if (data || !bitmap_) {

@@ -1,21 +1,12 @@
 #include "engine/IoState.h"
 #include "engine/Debugger.h"
+#include "engine/HexText.h"
 
 #include <cinttypes>
 #include <cstdio>
 #include <unordered_set>
 
 namespace kdcart::engine {
-
-namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
-} // namespace
 
 Result<void> IoState::check_object(uint64_t object, std::string_view type_name,
                                    std::string_view struct_name, uint16_t io_type) {

@@ -1,5 +1,6 @@
 #include "engine/KernelState.h"
 #include "engine/Debugger.h"
+#include "engine/HexText.h"
 #include "engine/KernelTypes.h"
 
 #include <cinttypes>
@@ -8,16 +9,6 @@
 #include <set>
 
 namespace kdcart::engine {
-
-namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
-} // namespace
 
 Result<TargetInfo> KernelState::kddata() {
     auto info = m_dbg.target_info();

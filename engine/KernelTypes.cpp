@@ -1,5 +1,6 @@
 #include "engine/KernelTypes.h"
 #include "engine/Debugger.h"
+#include "engine/HexText.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -9,12 +10,6 @@
 namespace kdcart::engine {
 
 namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
 
 void put_utf8(std::string& out, uint32_t cp) {
     if (cp < 0x80) {

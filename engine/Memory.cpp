@@ -1,4 +1,5 @@
 #include "engine/Memory.h"
+#include "engine/HexText.h"
 
 #include "engine/ReadVerifier.h"
 
@@ -12,11 +13,6 @@ constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMaxRange = 256ull * 1024 * 1024;
 constexpr size_t kMaxCachedPages = 2048; // 8 MiB of target memory
 
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 } // namespace
 
 Result<MemoryBlock> Memory::read_virtual(uint64_t address, size_t size) {
@@ -196,7 +192,7 @@ Result<size_t> Memory::write_physical(uint64_t address, std::span<const uint8_t>
 
 Result<Translation> Memory::translate(uint64_t va, uint16_t cpu) {
     if (!is_canonical(va)) {
-        return make_error(Errc::InvalidArgument, "non-canonical address " + hex(va));
+        return make_error(Errc::InvalidArgument, "non-canonical address " + hex_0x(va));
     }
     if (m_running) {
         return make_error(Errc::Unsupported, "the target is running");

@@ -1,20 +1,11 @@
 #include "engine/MmState.h"
 #include "engine/Debugger.h"
+#include "engine/HexText.h"
 
 #include <cinttypes>
 #include <cstdio>
 
 namespace kdcart::engine {
-
-namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
-} // namespace
 
 std::string page_location_name(uint64_t location) {
     static const char* names[] = {"Zeroed",   "Free", "Standby", "Modified",

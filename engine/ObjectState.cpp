@@ -1,5 +1,6 @@
 #include "engine/ObjectState.h"
 #include "engine/Debugger.h"
+#include "engine/HexText.h"
 
 #include <cctype>
 #include <cinttypes>
@@ -9,12 +10,6 @@
 namespace kdcart::engine {
 
 namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
 
 bool iequal(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) {

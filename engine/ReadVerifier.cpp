@@ -1,4 +1,5 @@
 #include "engine/ReadVerifier.h"
+#include "engine/HexText.h"
 
 #include <algorithm>
 #include <array>
@@ -21,12 +22,6 @@ constexpr int kMaxReads = 6;
 constexpr double kRequestOverhead = 178;
 // RESENDs of one damaged reply before it is given up on for a smaller request.
 constexpr int kReplyRetries = 3;
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 } // namespace
 

@@ -1,4 +1,5 @@
 #include "engine/RunControl.h"
+#include "engine/HexText.h"
 
 #include "engine/InstructionInfo.h"
 
@@ -11,14 +12,6 @@ namespace kdcart::engine {
 
 using namespace protocol;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-} // namespace
 
 // ---------------------------------------------------------------------------------------------
 // attach and stops
@@ -508,7 +501,7 @@ Result<void> RunControl::go() {
 
 Result<void> RunControl::go_until(uint64_t address) {
     if (!is_canonical(address)) {
-        return make_error(Errc::InvalidArgument, "Invalid address " + hex(address));
+        return make_error(Errc::InvalidArgument, "Invalid address " + hex_0x(address));
     }
     return go_impl(address);
 }

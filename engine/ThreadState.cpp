@@ -1,5 +1,6 @@
 #include "engine/ThreadState.h"
 #include "engine/Debugger.h"
+#include "engine/HexText.h"
 #include "engine/KernelState.h"
 
 #include <algorithm>
@@ -9,12 +10,6 @@
 namespace kdcart::engine {
 
 namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
 
 // Windows' KWAIT_REASON (public in wdm.h and the PDBs), for a PDB without the enum.
 const char* const k_wait_reasons[] = {
