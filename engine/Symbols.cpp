@@ -3,6 +3,7 @@
 #include "engine/Wildcard.h"
 
 #include <algorithm>
+#include <charconv>
 
 namespace kdcart::engine {
 
@@ -609,18 +610,9 @@ Result<uint64_t> Symbols::source_address(std::string_view spec, std::optional<ui
             digits.remove_prefix(2);
         }
         uint64_t v = 0;
-        for (char c : digits) {
-            const int d = (c >= '0' && c <= '9')   ? c - '0'
-                          : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                          : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                                   : 99;
-            if (d >= base || v > 0xffffffffull) {
-                return make_error(Errc::InvalidArgument,
-                                  "Bad line number in '" + std::string(spec) + "'");
-            }
-            v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
-        }
-        if (v == 0 || v > 0xffffff) {
+        const char* end = digits.data() + digits.size();
+        const auto [stop, ec] = std::from_chars(digits.data(), end, v, base);
+        if (ec != std::errc() || stop != end || v == 0 || v > 0xffffff) {
             return make_error(Errc::InvalidArgument,
                               "Bad line number in '" + std::string(spec) + "'");
         }

@@ -161,6 +161,13 @@ TEST_CASE(".lines, -lines, bp `kdtest.c:N`, and the lines in the stop line, k, l
               }() + "`") == compute_at);
     const std::string first = output_of(p, "? `kdtest.c`");
     CHECK_MESSAGE(contains(first, "^Evaluate expression: "), first);
+    // A line number that is not one: an error naming it, and the session goes on.
+    for (const char* bad : {"12x", "0x", "0", "99999999999999999999"}) {
+        const std::string spec = std::string("kdtest!kdtest.c:") + bad;
+        const std::string out = output_of(p, "? `" + spec + "`");
+        CHECK_MESSAGE(out.find("Bad line number in '" + spec + "'") != std::string::npos, out);
+        CHECK_MESSAGE(out.find("Evaluate expression") == std::string::npos, out);
+    }
 
     // Off: no lines anywhere.
     output_of(p, ".lines -d");
