@@ -59,6 +59,25 @@ std::string llvm_error_text(llvm::Error e) {
     return text.empty() ? "unknown error" : text;
 }
 
+namespace {
+// Section number -> RVA from the DBI stream's copy of the image's section headers (empty when
+// the PDB has no DBI stream).
+Result<std::vector<uint32_t>> dbi_section_rvas(PDBFile& file, bool has_dbi) {
+    std::vector<uint32_t> out;
+    if (!has_dbi) {
+        return out;
+    }
+    auto dbi = file.getPDBDbiStream();
+    if (!dbi) {
+        return make_error(Errc::Malformed, llvm_error_text(dbi.takeError()));
+    }
+    for (const llvm::object::coff_section& s : dbi->getSectionHeaders()) {
+        out.push_back(s.VirtualAddress);
+    }
+    return out;
+}
+} // namespace
+
 Result<std::unique_ptr<ModuleDebugStreamRef>>
 open_module_stream(PDBFile& file, const DbiModuleList& modules, uint32_t index) {
     if (index >= modules.getModuleCount()) {
@@ -280,16 +299,11 @@ std::string PdbFile::mismatch_reason(const CodeViewRecord& cv) const {
 
 Result<std::vector<PdbSymbol>> PdbFile::read_symbols(const std::vector<PeSection>& fallback) {
     PDBFile& file = *m->file;
-    std::vector<uint32_t> section_rva;
-    if (m->has_dbi) {
-        auto dbi = file.getPDBDbiStream();
-        if (!dbi) {
-            return make_error(Errc::Malformed, llvm_error_text(dbi.takeError()));
-        }
-        for (const llvm::object::coff_section& s : dbi->getSectionHeaders()) {
-            section_rva.push_back(s.VirtualAddress);
-        }
+    auto from_dbi = dbi_section_rvas(file, m->has_dbi);
+    if (!from_dbi) {
+        return tl::unexpected(from_dbi.error());
     }
+    std::vector<uint32_t> section_rva = std::move(*from_dbi);
     if (section_rva.empty()) {
         for (const auto& s : fallback) {
             section_rva.push_back(s.virtual_address);
@@ -650,7 +664,15 @@ Result<const PdbLines*> PdbFile::lines() {
         if (!m->lines_error.empty()) {
             return make_error(Errc::Malformed, m->lines_error);
         }
-        auto l = make_llvm_pdb_lines(*m->file);
+        // The symbols' section mapping (the image's sections when the PDB has none), or the
+        // PDB's own when no symbols were read yet.
+        std::vector<uint32_t> section_rva = m->section_rva;
+        if (section_rva.empty()) {
+            if (auto from_dbi = dbi_section_rvas(*m->file, m->has_dbi)) {
+                section_rva = std::move(*from_dbi);
+            }
+        }
+        auto l = make_llvm_pdb_lines(*m->file, section_rva);
         if (!l) {
             m->lines_error = l.error().message;
             return tl::unexpected(l.error());

@@ -126,7 +126,8 @@ std::optional<PdbLines::LineAddress> PdbLines::address_of(std::string_view file,
     return best;
 }
 
-Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file) {
+Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file,
+                                                      const std::vector<uint32_t>& section_rva) {
     using namespace llvm::codeview;
     using namespace llvm::pdb;
     if (!file.hasPDBDbiStream()) {
@@ -135,10 +136,6 @@ Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file) 
     auto dbi = file.getPDBDbiStream();
     if (!dbi) {
         return make_error(Errc::Malformed, llvm_error_text(dbi.takeError()));
-    }
-    std::vector<uint32_t> section_rva;
-    for (const llvm::object::coff_section& s : dbi->getSectionHeaders()) {
-        section_rva.push_back(s.VirtualAddress);
     }
     const PDBStringTable* strings = nullptr;
     if (auto st = file.getStringTable()) {
@@ -211,7 +208,6 @@ Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file) 
             if (limit > 0xffffffffull) {
                 continue;
             }
-            bool had_error = false;
             for (auto it = lines.begin(); it != lines.end(); ++it) {
                 const LineColumnEntry& block = *it;
                 auto f = by_offset.find(block.NameIndex);
@@ -239,7 +235,6 @@ Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file) 
                     entries[k].end = entries[k + 1].rva;
                 }
             }
-            (void)had_error;
         }
     }
     return std::make_unique<PdbLines>(std::move(files), std::move(entries));

@@ -25,7 +25,9 @@ open_module_stream(llvm::pdb::PDBFile& file, const llvm::pdb::DbiModuleList& mod
                    uint32_t index);
 // The TPI stream of `file` as PdbTypes (records indexed once; conversion on demand).
 [[nodiscard]] Result<std::unique_ptr<PdbTypes>> make_llvm_pdb_types(llvm::pdb::PDBFile& file);
-// The line tables of every module stream (PdbLines.cpp).
-[[nodiscard]] Result<std::unique_ptr<PdbLines>> make_llvm_pdb_lines(llvm::pdb::PDBFile& file);
+// The line tables of every module stream (PdbLines.cpp); `section_rva` maps the line blocks'
+// section numbers to RVAs, the same mapping the symbols use (PdbFile::read_symbols).
+[[nodiscard]] Result<std::unique_ptr<PdbLines>>
+make_llvm_pdb_lines(llvm::pdb::PDBFile& file, const std::vector<uint32_t>& section_rva);
 
 } // namespace kdcart::engine
