@@ -46,7 +46,8 @@ void show(engine::ReadVerifier& v, Output& out) {
               " for lost replies), RESENDs from the target " + std::to_string(s.resends_received) +
               ", retransmits " + std::to_string(s.retransmits) + ", duplicates " +
               std::to_string(s.duplicates) + ",\n  implausible packets " +
-              std::to_string(s.implausible) + ", timeouts " + std::to_string(s.timeouts) +
+              std::to_string(s.implausible) + " (" + std::to_string(s.suspects_dropped) +
+              " not sent again, dropped), timeouts " + std::to_string(s.timeouts) +
               ", garbage bytes " + std::to_string(l.garbage_bytes) + ", dropped datagrams " +
               std::to_string(l.dropped) + ", malformed stops " + std::to_string(s.malformed_stops) +
               ",\n  RESETs from the target " + std::to_string(s.target_resets) +

@@ -500,6 +500,19 @@ void KdSession::tend_suspect() {
         return;
     }
     if (m_suspect->nudges >= 3) {
+        // Silence proves nothing about a packet that contradicts what we know (a second stop
+        // while the target is stopped, a header bit such as SYNC): a target that means it
+        // sends it again, as KDCOM retransmits what is not ACKed, and three identical copies
+        // are taken. Taking it on silence would report a damaged copy as real whenever the
+        // target is slow to answer a RESEND. It was never ACKed; forget it.
+        const bool second_stop =
+            m_suspect->packet.type == PACKET_TYPE_KD_STATE_CHANGE64 && m_current_stop;
+        if (m_suspect->plausible || second_stop) {
+            spdlog::debug("session: {}: not sent again, dropped", m_suspect->why);
+            ++m_counters.suspects_dropped;
+            m_suspect.reset();
+            return;
+        }
         accept_suspect(); // the target does not send it again: take what we have
         return;
     }

@@ -74,6 +74,7 @@ struct SessionCounters {
     uint64_t nudges = 0;          // RESENDs sent because a reply did not come (in resends_sent)
     uint64_t implausible = 0;     // packets whose unchecked header or contents made no sense
     uint64_t malformed_stops = 0; // state changes taken with what could be decoded
+    uint64_t suspects_dropped = 0; // doubtful packets the target did not send again: not taken
     uint64_t timeouts = 0;        // requests that got no ACK or no reply in the end
 };
 

@@ -719,3 +719,69 @@ TEST_CASE("a request ACKed and then dropped by the target is sent again at once"
     CHECK(std::chrono::steady_clock::now() - t0 < Millis(1500)); // before reply_timeout
     CHECK(f.session->counters().lost_requests == 1);
 }
+
+TEST_CASE("a damaged copy of the stop is not taken for a new stop, however slow the target") {
+    // The target has no reply for us and sends its stop again; that copy comes with two byte
+    // changes that cancel in the checksum. Then the target is slow to answer our RESENDs (a
+    // loaded machine): silence must not make the damaged copy a second stop.
+    SessionOptions o = Fixture::fast_options();
+    o.idle_nudge = Millis(100);
+    o.reply_timeout = Millis(5000);
+    Fixture f(o);
+    auto w =
+        std::async(std::launch::async, [&] { return f.session->wait_state_change(Millis(2000)); });
+    const auto stop = break_state_change(0xfffff80000601000);
+    f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID | SYNC_PACKET_ID, stop);
+    f.target.expect_ack(INITIAL_PACKET_ID);
+    REQUIRE(w.get());
+    auto req = std::async(std::launch::async, [&] {
+        auto m = kd_zero<DBGKD_MANIPULATE_STATE64>();
+        m.ApiNumber = DbgKdGetVersionApi;
+        return f.session->request(m);
+    });
+    auto first = f.target.next();
+    REQUIRE(first.kind == LinkEventKind::Packet);
+    REQUIRE(first.packet.type == PACKET_TYPE_KD_STATE_MANIPULATE);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, first.packet.id); // ACKed, then lost
+    auto damaged = stop;
+    const size_t pc = offsetof(DBGKD_ANY_WAIT_STATE_CHANGE, ProgramCounter);
+    damaged[pc + 1] = static_cast<uint8_t>(damaged[pc + 1] + 1);
+    damaged[pc + 2] = static_cast<uint8_t>(damaged[pc + 2] - 1);
+    f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID | 1, damaged);
+    // A second of silence: far more than the session's patience with a doubtful packet
+    // (three RESENDs, idle_nudge apart). Nothing is ACKed meanwhile, only RESENDs asked.
+    const auto quiet_until = std::chrono::steady_clock::now() + Millis(1000);
+    size_t resends = 0;
+    while (std::chrono::steady_clock::now() < quiet_until) {
+        if (f.target.silent_for(Millis(50))) {
+            continue;
+        }
+        auto e = f.target.next();
+        REQUIRE(e.kind == LinkEventKind::Packet);
+        CHECK(e.packet.type == PACKET_TYPE_KD_RESEND);
+        ++resends;
+    }
+    CHECK(resends >= 3);
+    // The good copy at last: ACKed, and the lost request is sent again and answered.
+    f.target.send(PACKET_TYPE_KD_STATE_CHANGE64, INITIAL_PACKET_ID | 1, stop);
+    std::optional<KdPacket> again;
+    while (!again) {
+        auto e = f.target.next();
+        REQUIRE(e.kind == LinkEventKind::Packet);
+        if (e.packet.type == PACKET_TYPE_KD_STATE_MANIPULATE) {
+            again = e.packet;
+        }
+    }
+    CHECK(again->payload == first.packet.payload);
+    f.target.send(PACKET_TYPE_KD_ACKNOWLEDGE, again->id);
+    auto reply = kd_zero<DBGKD_MANIPULATE_STATE64>();
+    reply.ApiNumber = DbgKdGetVersionApi;
+    std::vector<uint8_t> bytes;
+    kd_append(bytes, reply);
+    f.target.send(PACKET_TYPE_KD_STATE_MANIPULATE, INITIAL_PACKET_ID, bytes);
+    auto r = req.get();
+    CHECK(r);
+    CHECK(!f.session->has_state_change());
+    CHECK(f.session->counters().suspects_dropped >= 1);
+    CHECK(f.session->counters().malformed_stops == 0);
+}
