@@ -368,7 +368,7 @@ bool KdTarget::link_muted() {
 }
 
 void KdTarget::write_snapshot() {
-    if (m_options.phys_snapshot.empty()) {
+    if (m_options.phys_snapshot.empty() || m_snapshot_current) {
         return;
     }
     if (auto r = m_machine.write_physical_snapshot(m_options.phys_snapshot); !r) {
@@ -376,12 +376,14 @@ void KdTarget::write_snapshot() {
         return;
     }
     m_stats.snapshots++;
+    m_snapshot_current = true;
     spdlog::debug("kd: physical memory written to {}", m_options.phys_snapshot.string());
 }
 
 // A reboot (DbgKdRebootApi, or a bug check's end): the machine as at power-on, an empty
 // breakpoint table, ids from the start (the host resynchronises with RESET).
 void KdTarget::reboot_machine() {
+    m_snapshot_current = false;
     for (uint32_t c = 0; c < m_machine.num_cpus(); c++) {
         m_machine.set_trace_flag(c, false);
     }
@@ -416,6 +418,7 @@ void KdTarget::outstanding_done(bool acked) {
     case OutKind::StateChange:
         if (!acked) {
             m_mode = Mode::Running; // an optional LoadSymbols nobody took
+            m_snapshot_current = false;
         }
         break;
     case OutKind::Reply:
@@ -630,6 +633,21 @@ void KdTarget::handle_manipulate(std::span<const uint8_t> payload) {
     m_stats.requests++;
     spdlog::debug("kd: {} ({:#x}) processor {}", manipulate_api_name(m.ApiNumber), m.ApiNumber,
                   m.Processor);
+    switch (m.ApiNumber) {
+    case DbgKdGetVersionApi:
+    case DbgKdReadVirtualMemoryApi:
+    case DbgKdReadPhysicalMemoryApi:
+    case DbgKdGetContextApi:
+    case DbgKdGetContextExApi:
+    case DbgKdReadControlSpaceApi:
+    case DbgKdReadMachineSpecificRegister:
+    case DbgKdSearchMemoryApi:
+    case DbgKdQueryMemoryApi:
+        break;
+    default:
+        m_snapshot_current = false; // it may write memory or resume the machine
+        break;
+    }
     switch (m.ApiNumber) {
     case DbgKdGetVersionApi:
         reply_get_version(m);

@@ -185,6 +185,9 @@ class KdTarget {
     uint32_t m_send_id = protocol::INITIAL_PACKET_ID | protocol::SYNC_PACKET_ID;
     uint32_t m_recv_id = protocol::INITIAL_PACKET_ID;
     bool m_host_present = false;
+    // The physical memory snapshot on disk (KDSIM_PHYS_SNAPSHOT) equals memory: not rewritten
+    // for a stop sent again after a RESEND, only after the machine ran or the host wrote.
+    bool m_snapshot_current = false;
     bool m_break_pending = false;
     bool m_wake = false;
     Mode m_mode = Mode::Running;

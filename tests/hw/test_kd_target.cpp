@@ -1650,6 +1650,21 @@ TEST_CASE("phys_snapshot: all physical memory, written before each state change 
     f.thread->pause();
     CHECK(f.target->stats().snapshots == 3);
     f.thread->start();
+    // The same stop sent again (a RESEND) is not written again: nothing changed. A host write
+    // changes memory: the stop sent after it comes with a new snapshot that has the write.
+    f.host.read_as<uint64_t>(counter);
+    f.host.send_control(PACKET_TYPE_KD_RESEND);
+    CHECK(f.host.state_change().Processor == 1);
+    f.thread->pause();
+    CHECK(f.target->stats().snapshots == 3);
+    f.thread->start();
+    REQUIRE(f.host.write_as<uint64_t>(counter, 0x1122334455667788ull) == STATUS_SUCCESS);
+    f.host.send_control(PACKET_TYPE_KD_RESEND);
+    CHECK(f.host.state_change().Processor == 1);
+    f.thread->pause();
+    CHECK(f.target->stats().snapshots == 4);
+    check_snapshot(*f.machine, path);
+    f.thread->start();
     ::unlink(path.c_str());
     ::unlink((path + ".runs").c_str());
 }
