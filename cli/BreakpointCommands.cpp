@@ -450,6 +450,14 @@ void Repl::cmd_step(std::string_view word, std::string_view args) {
         count = *n;
     }
     for (uint64_t i = 0; i < count; ++i) {
+        if (kind != K::Out && m_source.step_by_line(*m_dbg)) {
+            if (auto by_line = source_step(kind)) { // l+t (SourceStepCommands.cpp)
+                if (!*by_line) {
+                    return;
+                }
+                continue;
+            }
+        }
         if (auto r = m_dbg->step(kind); !r) {
             error("Cannot step: " + r.error().message);
             return;

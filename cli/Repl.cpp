@@ -142,11 +142,18 @@ void Repl::print_stop(const engine::StopEvent& stop) {
     }
     if (stop.breakpoint_id) {
         print(format_breakpoint_hit(*stop.breakpoint_id) + "\n");
+        if (print_stop_source(stop.pc)) { // l+s, l+o
+            after_stop_commands(stop);
+            return;
+        }
         print(code_line(stop.pc));
         after_stop_commands(stop);
         return;
     }
     if (stop.step_complete) {
+        if (print_stop_source(stop.pc)) { // l+s, l+o
+            return;
+        }
         // t, p, gu and g ADDR show the registers, as kd does (the integer block is enough).
         if (auto ctx = m_dbg->context(std::nullopt, engine::ContextPart::Integer)) {
             print(format_registers(*ctx));
@@ -157,6 +164,9 @@ void Repl::print_stop(const engine::StopEvent& stop) {
     print(format_stop_event(stop));
     if (stop.kind == engine::StopKind::LoadSymbols) {
         print(module_event_line(stop));
+    }
+    if (print_stop_source(stop.pc)) { // l+s, l+o
+        return;
     }
     print(code_line(stop.pc));
 }
@@ -299,6 +309,10 @@ Repl::Flow Repl::run_command(std::string_view cmd) {
     }
     // uf .fnent !dh (CodeCommands.h)
     if (run_code_command(*m_dbg, m_out, word, args)) {
+        return Flow::Continue;
+    }
+    // .srcpath l+ l- ls lsa lsc lsf lsp (SourceListing.cpp)
+    if (m_source.run(*m_dbg, m_out, word, args)) {
         return Flow::Continue;
     }
     // .sympath .symfix .reload !sym x ln lm* !lmi dps dqs dds dt (SymbolCommands.cpp)

@@ -3,6 +3,7 @@
 // formats. All text output of kdcart goes through here.
 #include "cli/Aliases.h"
 #include "cli/Script.h"
+#include "cli/SourceListing.h"
 #include "cli/SymbolCommands.h"
 #include "engine/Debugger.h"
 
@@ -73,6 +74,8 @@ public:
     void print_stop(const engine::StopEvent& stop);
     // -z: what WinDbg prints when it opens a dump (kind, version, bug check, where it stopped).
     void announce_dump();
+    // -srcpath: the source search path (.srcpath).
+    void set_source_path(const std::string& dirs) { m_source.finder().set_path(dirs); }
 
     enum class Flow { Continue, Quit };
     // Runs one input line: ';'-separated commands, control flow tokens and aliases as in
@@ -138,6 +141,11 @@ private:
     void cmd_step_to(std::string_view word, std::string_view args);
     std::optional<engine::StopEvent> wait_step_quietly(bool& interrupted);
     bool call_at(uint64_t address);
+    // source mode (SourceStepCommands.cpp): t / p by line with l+t (nullopt: no line at the pc,
+    // step by instruction; false: something else stopped it), the l+s lines at a stop (true:
+    // l+o, nothing else to show)
+    std::optional<bool> source_step(engine::StepKind kind);
+    bool print_stop_source(uint64_t pc);
     // wt (WatchTrace.cpp)
     void cmd_watch_trace(std::string_view args);
     std::string wt_function_name(uint64_t address);
@@ -197,6 +205,7 @@ private:
     std::optional<uint64_t> m_next_display;
     std::optional<uint64_t> m_next_unassemble;
     SymbolCommandState m_symbol_state; // dps / dqs / dds continue here
+    SourceView m_source;               // .srcpath, l+/l-, ls* (SourceListing.h)
     bool m_at_line_start = true;
     std::function<std::optional<std::string>(const std::string&)> m_line_reader;
 };

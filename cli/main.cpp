@@ -31,6 +31,8 @@ namespace {
 std::string g_symbol_path;
 // -lines: source line support on from the start (kd's default is off; .lines toggles it).
 bool g_load_lines = false;
+// -srcpath: the source search path (.srcpath); default _NT_SOURCE_PATH, as in kd.
+std::string g_source_path;
 
 class StdOutput final : public cli::Output {
 public:
@@ -333,6 +335,7 @@ int run_dump(const std::string& path, const std::string& initial_commands) {
     repl.set_debugger(&dbg);
     cli::configure_symbol_path(dbg, g_symbol_path);
     dbg.symbols().set_load_lines(g_load_lines);
+    repl.set_source_path(g_source_path);
     repl.announce_dump();
     const bool interactive = ::isatty(STDIN_FILENO) && ::isatty(STDOUT_FILENO);
     repl.set_line_reader(make_line_reader(interactive));
@@ -385,6 +388,11 @@ int main(int argc, char** argv) {
                    "Symbol search path: DIR;srv*CACHE*URL;... (default: _NT_SYMBOL_PATH)");
     app.add_flag("--lines", g_load_lines,
                  "Source line support on (as kd's -lines, which is accepted too; .lines toggles)");
+    if (const char* env = std::getenv("_NT_SOURCE_PATH")) {
+        g_source_path = env;
+    }
+    app.add_option("--srcpath", g_source_path,
+                   "Source search path DIR;DIR (as kd's -srcpath, accepted too; .srcpath)");
     app.add_flag("-v,--verbose", verbose, "Debug logging to stderr");
     app.add_option("--connect-timeout", connect_timeout,
                    "Give up when the target has not answered after this many seconds "
@@ -402,6 +410,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> kd_args(argv + 1, argv + argc);
     for (auto& a : kd_args) {
         a = a == "-lines" ? "--lines" : a;
+        a = a == "-srcpath" ? "--srcpath" : a;
     }
     std::reverse(kd_args.begin(), kd_args.end()); // CLI11 wants them last first
     try {
@@ -522,6 +531,7 @@ int main(int argc, char** argv) {
     repl.set_debugger(&dbg);
     cli::configure_symbol_path(dbg, g_symbol_path);
     dbg.symbols().set_load_lines(g_load_lines);
+    repl.set_source_path(g_source_path);
     if (fw_port && spec.dma && dbg.live() != nullptr) {
         // 1394: physical memory (!db, .dump) straight off the bus, not in KD packets.
         dbg.live()->set_physical_reader([fw_port](uint64_t address, uint32_t size) {
