@@ -8,6 +8,7 @@
 //   kd_step_bench [--kdsim PATH] [--baud 115200] [--steps 40] [--sympath PATH]
 #include "tests/bench/ReplSession.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -121,6 +122,29 @@ int run(const std::string& kdsim, unsigned baud, int steps, const std::string& s
                         calls_stepped_over);
         }
         print_split(t, steps, floor_rate);
+    }
+    if (!sympath.empty()) {
+        // Source mode (l+t, kdtest's PDB on the symbol path): p by source line, each a run of
+        // quiet instruction steps, one stop display at the end.
+        repl.execute_line(".lines -e; l+t");
+        if (!park(repl, dbg, out)) {
+            return 1;
+        }
+        const int lines = std::max(1, steps / 4);
+        Totals t;
+        for (int i = 0; i < lines; ++i) {
+            if (!measure(repl, dbg, "p", t) || !dbg.last_stop().step_complete) {
+                std::fprintf(stderr, "bench: `p` by line did not complete:\n%s\n",
+                             out.text.c_str());
+                return 1;
+            }
+        }
+        std::printf("\np by line x %d  : %.2f s, %.2f lines/s, %.0f wire bytes/line (floor %.3f s)"
+                    "\n",
+                    lines, t.seconds, lines / t.seconds, static_cast<double>(t.bytes) / lines,
+                    t.bytes / floor_rate / lines);
+        print_split(t, lines, floor_rate);
+        repl.execute_line("l-t; .lines -d");
     }
     const auto& c = dbg.session().counters();
     std::printf("\nretransmits %llu, resends %llu, bad packets %llu\n",
