@@ -1,16 +1,23 @@
-// dx [-r1] EXPR, a first step of the data model: a typed object one level deep, as WinDbg shows
-// it. EXPR is a cast of an address to a pointer to a PDB type, "(mod!_TYPE *)0x...", optionally
-// dereferenced, "(*((mod!_TYPE *)0x...))", or a typed global, "mod!Variable". Each field is one
-// line: "    [+0x018] ApiNumber        : SmStartCsrApi (5) [Type: _SMAPINUMBER]" (structures,
-// unions and arrays without a value); signed integers in decimal, unsigned ones and pointers in
-// hex, bit fields with their bit position, as dx prints them.
+// dx [-rN] EXPR: the data model's display of typed objects, as WinDbg shows it. The expression
+// is evaluated by engine/DxValue (casts, typed globals, '*', '&', ".Field", "->Field", "[i]",
+// @$curprocess, @$curthread, @$ip); this file formats it: the top line, then its children N
+// levels deep (-r1 when no -r is given), each level indented 4 more spaces. A child is
+// "    [+0x018] ApiNumber        : SmStartCsrApi (5) [Type: _SMAPINUMBER]" (structures, unions
+// and arrays without a value); signed integers in decimal, unsigned ones and pointers in hex,
+// bit fields with their bit position; a pointer to a structure expands into the structure it
+// points to. Memory that cannot be read gives "Unable to read memory at Address 0x.." in the
+// child's place and the display goes on. Containers show 100 children then "[...]"; the whole
+// display stops at k_max_lines lines, and Ctrl+C stops it.
 #include "cli/DataModel.h"
 #include "cli/Repl.h"
 #include "cli/TextUtil.h"
 #include "cli/format/Format.h"
+#include "engine/DxValue.h"
+#include "engine/KernelTypes.h"
 
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 namespace kdcart::cli {
 
@@ -43,125 +50,6 @@ std::string dx_type_name(const engine::PdbTypes& types, uint32_t index) {
     return n;
 }
 
-const PdbType* resolved(const engine::PdbTypes& types, uint32_t index, uint32_t* out_index) {
-    const PdbType* t = types.get(index);
-    for (int i = 0; t && t->kind == PdbType::Kind::Modifier && i < 8; ++i) {
-        index = t->element;
-        t = types.get(index);
-    }
-    if (out_index) {
-        *out_index = index;
-    }
-    return t;
-}
-
-std::optional<uint64_t> read_uint(engine::Debugger& dbg, uint64_t address, size_t size) {
-    if (size == 0 || size > 8) {
-        return std::nullopt;
-    }
-    auto m = dbg.read_virtual(address, size);
-    if (!m || m->readable_prefix() < size) {
-        return std::nullopt;
-    }
-    uint64_t v = 0;
-    for (size_t i = size; i-- > 0;) {
-        v = (v << 8) | m->bytes[i];
-    }
-    return v;
-}
-
-// The value part of a line (without " : "), nullopt for aggregates that show no value.
-std::optional<std::string> value_text(engine::Debugger& dbg, const engine::PdbTypes& types,
-                                      uint32_t index, uint64_t address) {
-    const PdbType* t = resolved(types, index, &index);
-    if (!t) {
-        return std::string("<unknown type>");
-    }
-    const auto unreadable = [&] { return "Unable to read memory at Address " + hex(address); };
-    switch (t->kind) {
-    case PdbType::Kind::Struct:
-    case PdbType::Kind::Union:
-    case PdbType::Kind::Array:
-    case PdbType::Kind::Function:
-        return std::nullopt;
-    case PdbType::Kind::Pointer: {
-        auto v = read_uint(dbg, address, t->size ? t->size : 8);
-        return v ? hex(*v) : unreadable();
-    }
-    case PdbType::Kind::Enum: {
-        const PdbType* u = types.get(t->element);
-        auto v = read_uint(dbg, address, u && u->size ? u->size : 4);
-        if (!v) {
-            return unreadable();
-        }
-        for (const auto& e : t->enumerators) {
-            if (static_cast<uint64_t>(e.value) == *v) {
-                return e.name + " (" + std::to_string(e.value) + ")";
-            }
-        }
-        return std::to_string(static_cast<int64_t>(*v));
-    }
-    case PdbType::Kind::Bitfield: {
-        const PdbType* u = types.get(t->element);
-        auto v = read_uint(dbg, address, u && u->size ? u->size : 4);
-        if (!v) {
-            return unreadable();
-        }
-        uint64_t bits = *v >> t->bit_position;
-        if (t->bit_length < 64) {
-            bits &= (uint64_t{1} << t->bit_length) - 1;
-        }
-        return hex(bits);
-    }
-    case PdbType::Kind::Base: {
-        if (t->base == PdbType::Base::Void || t->size == 0) {
-            return std::string("<void>");
-        }
-        auto v = read_uint(dbg, address, t->size);
-        if (!v) {
-            return unreadable();
-        }
-        switch (t->base) {
-        case PdbType::Base::Int: {
-            const unsigned shift = 64 - 8 * static_cast<unsigned>(t->size);
-            const int64_t sv = static_cast<int64_t>(*v << shift) >> shift;
-            return std::to_string(sv);
-        }
-        case PdbType::Base::Char:
-        case PdbType::Base::UChar: {
-            const int64_t sv =
-                t->base == PdbType::Base::Char ? static_cast<int8_t>(*v) : static_cast<int64_t>(*v);
-            std::string s = std::to_string(sv);
-            if (*v >= 0x20 && *v < 0x7F) {
-                s += " '" + std::string(1, static_cast<char>(*v)) + "'";
-            }
-            return s;
-        }
-        case PdbType::Base::Bool:
-            return std::string(*v ? "true" : "false");
-        case PdbType::Base::Float: {
-            char b[64];
-            if (t->size == 4) {
-                float f;
-                uint32_t u = static_cast<uint32_t>(*v);
-                std::memcpy(&f, &u, 4);
-                std::snprintf(b, sizeof b, "%g", static_cast<double>(f));
-            } else {
-                double d;
-                std::memcpy(&d, &*v, 8);
-                std::snprintf(b, sizeof b, "%g", d);
-            }
-            return std::string(b);
-        }
-        default:
-            return hex(*v);
-        }
-    }
-    default:
-        return std::string("<unknown type>");
-    }
-}
-
 std::string pad(std::string s, size_t width) {
     if (s.size() < width) {
         s.resize(width, ' ');
@@ -169,137 +57,278 @@ std::string pad(std::string s, size_t width) {
     return s;
 }
 
-std::string strip_parens(std::string_view s) {
-    s = trim(s);
-    while (s.size() >= 2 && s.front() == '(' && s.back() == ')') {
-        // Only when the outer pair encloses everything.
-        int depth = 0;
-        bool encloses = true;
-        for (size_t i = 0; i < s.size(); ++i) {
-            depth += s[i] == '(' ? 1 : s[i] == ')' ? -1 : 0;
-            if (depth == 0 && i + 1 < s.size()) {
-                encloses = false;
-                break;
-            }
+// A C string in target memory, at most 256 characters; nullopt when unreadable.
+std::optional<std::string> read_c_string(engine::Debugger& dbg, uint64_t address) {
+    auto m = dbg.read_virtual(address, 256);
+    if (!m) {
+        return std::nullopt;
+    }
+    std::string s;
+    for (size_t i = 0; i < m->bytes.size(); ++i) {
+        if (!m->valid[i]) {
+            return s.empty() ? std::nullopt : std::optional<std::string>(s);
         }
-        if (!encloses) {
+        if (m->bytes[i] == 0) {
+            return s;
+        }
+        s += static_cast<char>(m->bytes[i]);
+    }
+    return s;
+}
+
+class DxPrinter {
+  public:
+    static constexpr size_t k_max_lines = 20000;
+
+    DxPrinter(engine::Debugger& dbg, Output& out) : m_dbg(dbg), m_out(out), m_ev(dbg) {}
+
+    engine::DxEvaluator& evaluator() { return m_ev; }
+
+    // " : value [Type: T]", " [Type: T]", " : value" or "" for the value `v`.
+    std::string suffix(const engine::DxValue& v) {
+        using K = engine::DxValue::Kind;
+        switch (v.kind) {
+        case K::Number:
+            return " : " + hex(v.address) + " [Type: unsigned __int64]";
+        case K::Text:
+            return " : " + v.text;
+        case K::Process: {
+            auto name = m_ev.process_name(v.address);
+            return " : " + (name ? *name : name.error().message) + " [Switch To]";
+        }
+        case K::Thread: {
+            auto ip = m_ev.thread_ip(v.address);
+            if (!ip) {
+                return " : " + ip.error().message;
+            }
+            return " : " + code_text(*ip) + " [Switch To]";
+        }
+        case K::ThreadList:
+            return "";
+        case K::Pointer:
+            return " : " + pointer_text(v.types, v.type, v.address) +
+                   " [Type: " + dx_type_name(*v.types, v.type) + " *]";
+        case K::Object:
             break;
         }
-        s = trim(s.substr(1, s.size() - 2));
+        uint32_t index = 0;
+        const PdbType* t = m_ev.resolved(v, &index);
+        if (!t) {
+            return " : <unknown type>";
+        }
+        const uint32_t shown = t->kind == PdbType::Kind::Bitfield ? t->element : v.type;
+        const std::string type = " [Type: " + dx_type_name(*v.types, shown) + "]";
+        auto value = value_text(v, *t);
+        return (value ? " : " + *value : std::string()) + type;
     }
-    return std::string(s);
-}
 
-struct Typed {
-    const engine::PdbTypes* types = nullptr;
-    uint32_t type = 0;
-    uint64_t address = 0;    // where the object is
-    bool is_pointer = false; // the expression's value is a pointer to it
-    std::string module;
+    // `name` and its value at `level` (indent 4 per level), then its children `depth` levels.
+    bool show(const std::string& name, const engine::DxValue& v, int level, int depth) {
+        if (!line(std::string(4 * static_cast<size_t>(level), ' ') + name + suffix(v))) {
+            return false;
+        }
+        return show_children(v, level + 1, depth);
+    }
+
+    bool show_children(const engine::DxValue& v, int level, int depth) {
+        if (depth <= 0 || !m_ev.expandable(v)) {
+            return true;
+        }
+        auto c = m_ev.children(v);
+        const std::string indent(4 * static_cast<size_t>(level), ' ');
+        for (const auto& child : c.items) {
+            std::string name;
+            if (child.offset) {
+                char off[48];
+                const PdbType* ft =
+                    child.value.types ? child.value.types->get(child.value.type) : nullptr;
+                if (ft && ft->kind == PdbType::Kind::Bitfield) {
+                    std::snprintf(off, sizeof off, "[+0x%03llx (%2u:%2u)] ",
+                                  static_cast<unsigned long long>(*child.offset),
+                                  ft->bit_position + ft->bit_length - 1u, ft->bit_position);
+                } else {
+                    std::snprintf(off, sizeof off, "[+0x%03llx] ",
+                                  static_cast<unsigned long long>(*child.offset));
+                }
+                name = off;
+            }
+            name += pad(child.name, 16);
+            if (!show(name, child.value, level, depth - 1)) {
+                return false;
+            }
+        }
+        if (c.truncated && !line(indent + "[...]")) {
+            return false;
+        }
+        // A pointer that could not be read already says so on its own line.
+        if (c.error && v.kind != engine::DxValue::Kind::Object && !line(indent + *c.error)) {
+            return false;
+        }
+        return true;
+    }
+
+    void flush() {
+        if (!m_buffer.empty()) {
+            m_out.write(m_buffer);
+            m_buffer.clear();
+        }
+    }
+
+    bool line(const std::string& text) {
+        if (g_interrupt.load()) {
+            return false; // Ctrl+C: the rest of the display is dropped
+        }
+        if (m_lines >= k_max_lines) {
+            if (m_lines == k_max_lines) {
+                m_buffer += "... dx output stopped after " + std::to_string(k_max_lines) +
+                            " lines (use a smaller -r)\n";
+                ++m_lines;
+            }
+            return false;
+        }
+        m_buffer += text;
+        m_buffer += '\n';
+        if (++m_lines % 64 == 0) {
+            flush();
+        }
+        return true;
+    }
+
+  private:
+    std::string code_text(uint64_t address) {
+        const std::string where = format_address(address);
+        if (auto sym = m_dbg.symbolize(address)) {
+            return format_symbol(*sym) + " (" + where + ")";
+        }
+        return where;
+    }
+
+    // A pointer's value; a function pointer with the function, a char pointer with its string.
+    std::string pointer_text(const engine::PdbTypes* types, uint32_t pointee, uint64_t value) {
+        std::string s = hex(value);
+        engine::DxValue o;
+        o.kind = engine::DxValue::Kind::Object;
+        o.types = types;
+        o.type = pointee;
+        const PdbType* pt = m_ev.resolved(o);
+        if (!pt || value == 0) {
+            return s;
+        }
+        if (pt->kind == PdbType::Kind::Function) {
+            if (auto sym = m_dbg.symbolize(value)) {
+                s += " : " + format_symbol(*sym) + " (" + format_address(value) + ")";
+            }
+        } else if (pt->kind == PdbType::Kind::Base && pt->base == PdbType::Base::Char &&
+                   pt->size == 1) {
+            if (auto str = read_c_string(m_dbg, value)) {
+                s += " : \"" + *str + "\"";
+            }
+        }
+        return s;
+    }
+
+    // The value part of an Object (without " : "), nullopt for aggregates that show no value.
+    std::optional<std::string> value_text(const engine::DxValue& v, const PdbType& t) {
+        switch (t.kind) {
+        case PdbType::Kind::Struct:
+        case PdbType::Kind::Union:
+            if (t.name == "_UNICODE_STRING") {
+                return unicode_text(v);
+            }
+            return std::nullopt;
+        case PdbType::Kind::Array:
+        case PdbType::Kind::Function:
+            return std::nullopt;
+        default:
+            break;
+        }
+        if (t.kind == PdbType::Kind::Base && (t.base == PdbType::Base::Void || t.size == 0)) {
+            return std::string("<void>");
+        }
+        auto bits = m_ev.read_scalar(v);
+        if (!bits) {
+            return bits.error().message;
+        }
+        const uint64_t x = *bits;
+        switch (t.kind) {
+        case PdbType::Kind::Pointer:
+            return pointer_text(v.types, t.element, x);
+        case PdbType::Kind::Enum:
+            for (const auto& e : t.enumerators) {
+                if (static_cast<uint64_t>(e.value) == x) {
+                    return e.name + " (" + std::to_string(e.value) + ")";
+                }
+            }
+            return std::to_string(static_cast<int64_t>(x));
+        case PdbType::Kind::Bitfield:
+            return hex(x);
+        case PdbType::Kind::Base:
+            break;
+        default:
+            return std::string("<unknown type>");
+        }
+        switch (t.base) {
+        case PdbType::Base::Int: {
+            const unsigned shift = 64 - 8 * static_cast<unsigned>(t.size);
+            return std::to_string(static_cast<int64_t>(x << shift) >> shift);
+        }
+        case PdbType::Base::Char: {
+            std::string s = std::to_string(static_cast<int8_t>(x));
+            if (x >= 0x20 && x < 0x7F) {
+                s += " '" + std::string(1, static_cast<char>(x)) + "'";
+            }
+            return s;
+        }
+        case PdbType::Base::Bool:
+            return std::string(x ? "true" : "false");
+        case PdbType::Base::Float: {
+            char b[64];
+            if (t.size == 4) {
+                float f;
+                const uint32_t u = static_cast<uint32_t>(x);
+                std::memcpy(&f, &u, 4);
+                std::snprintf(b, sizeof b, "%g", static_cast<double>(f));
+            } else {
+                double d;
+                std::memcpy(&d, &x, 8);
+                std::snprintf(b, sizeof b, "%g", d);
+            }
+            return std::string(b);
+        }
+        default:
+            return hex(x);
+        }
+    }
+
+    // A UNICODE_STRING's text, quoted (its Length and Buffer by field name).
+    std::optional<std::string> unicode_text(const engine::DxValue& v) {
+        engine::KernelTypes kt(
+            *v.types, [this](uint64_t a, size_t n) { return m_dbg.read_virtual(a, n); }, "");
+        auto s = kt.read_unicode_string_at(v.address, 512);
+        if (!s) {
+            return std::nullopt;
+        }
+        return "\"" + *s + "\"";
+    }
+
+    engine::Debugger& m_dbg;
+    Output& m_out;
+    engine::DxEvaluator m_ev;
+    std::string m_buffer;
+    size_t m_lines = 0;
 };
-
-Result<Typed> parse_expression(engine::Debugger& dbg, std::string_view text) {
-    std::string e = strip_parens(text);
-    bool deref = false;
-    if (!e.empty() && e[0] == '*') {
-        deref = true;
-        e = strip_parens(std::string_view(e).substr(1));
-    }
-    Typed t;
-    if (!e.empty() && e[0] == '(') {
-        // (module!TYPE *)address
-        const size_t close = e.find(')');
-        if (close == std::string::npos) {
-            return make_error(Errc::InvalidArgument, "Unbalanced parentheses in '" + e + "'");
-        }
-        std::string cast = std::string(trim(std::string_view(e).substr(1, close - 1)));
-        if (cast.empty() || cast.back() != '*') {
-            return make_error(Errc::InvalidArgument,
-                              "Only pointer casts are supported: '" + e + "'");
-        }
-        cast.pop_back();
-        cast = std::string(trim(cast));
-        for (const char* kw : {"struct ", "union ", "enum "}) {
-            if (cast.rfind(kw, 0) == 0) {
-                cast = std::string(trim(std::string_view(cast).substr(std::strlen(kw))));
-            }
-        }
-        std::string module;
-        std::string name = cast;
-        if (auto bang = cast.find('!'); bang != std::string::npos) {
-            module = cast.substr(0, bang);
-            name = cast.substr(bang + 1);
-        }
-        auto ref = dbg.symbols().find_type(module, name);
-        if (!ref || !ref->types) {
-            return make_error(Errc::NotFound, "Couldn't resolve type '" + cast + "'");
-        }
-        // The C++ address-of a symbol is what MASM evaluates the symbol to.
-        std::string operand = strip_parens(std::string_view(e).substr(close + 1));
-        if (!operand.empty() && operand[0] == '&') {
-            operand = strip_parens(std::string_view(operand).substr(1));
-        }
-        auto v = dbg.evaluate(operand);
-        if (!v) {
-            return tl::unexpected(v.error());
-        }
-        t.types = ref->types;
-        t.type = ref->index;
-        t.address = *v;
-        t.is_pointer = !deref;
-        t.module = ref->module;
-        return t;
-    }
-    // A typed global: module!Variable
-    std::string module, name = e;
-    if (auto bang = e.find('!'); bang != std::string::npos) {
-        module = e.substr(0, bang);
-        name = e.substr(bang + 1);
-    }
-    auto found = dbg.symbols().search(module.empty() ? "*" : module, name);
-    for (const auto& s : found) {
-        if (s.type_index == 0) {
-            continue;
-        }
-        auto base = dbg.module_base(s.module);
-        const engine::PdbTypes* types = base ? dbg.symbols().types_of(*base) : nullptr;
-        if (!types) {
-            continue;
-        }
-        t.types = types;
-        t.type = s.type_index;
-        t.address = s.address;
-        t.module = s.module;
-        if (deref) {
-            // *pointer_global: the pointee
-            uint32_t idx = 0;
-            const PdbType* pt = resolved(*types, t.type, &idx);
-            if (!pt || pt->kind != PdbType::Kind::Pointer) {
-                return make_error(Errc::InvalidArgument, "'" + e + "' is not a pointer");
-            }
-            auto v = read_uint(dbg, t.address, 8);
-            if (!v) {
-                return make_error(Errc::Unreadable,
-                                  "Unable to read memory at Address " + hex(t.address));
-            }
-            t.type = pt->element;
-            t.address = *v;
-        }
-        return t;
-    }
-    return make_error(Errc::NotFound, "Couldn't resolve error at '" + e + "'");
-}
 
 } // namespace
 
 void cmd_dx(engine::Debugger& dbg, Output& out, std::string_view args) {
     args = trim(args);
-    int depth = 1;
+    int depth = 1; // dx's default: the object and its children
     while (!args.empty() && args[0] == '-') {
         if (args.size() >= 2 && (args[1] == 'r' || args[1] == 'R')) {
             size_t i = 2;
             int n = 0;
-            while (i < args.size() && std::isdigit(static_cast<unsigned char>(args[i]))) {
+            while (i < args.size() && std::isdigit(static_cast<unsigned char>(args[i])) &&
+                   n < 1000) {
                 n = n * 10 + (args[i] - '0');
                 ++i;
             }
@@ -307,71 +336,28 @@ void cmd_dx(engine::Debugger& dbg, Output& out, std::string_view args) {
             args = trim(args.substr(i));
         } else {
             out.write("Unsupported dx option '" + std::string(args.substr(0, 2)) +
-                      "' (kdcart's dx shows one level: -r0 or -r1)\n");
+                      "' (kdcart's dx takes -rN)\n");
             return;
         }
     }
     if (args.empty()) {
-        out.write("Usage: dx [-r1] expression\n");
+        out.write("Usage: dx [-rN] expression\n");
         return;
     }
     if (auto mods = dbg.modules(); !mods) {
         out.write("Unable to read the module list: " + mods.error().message + "\n");
         return;
     }
-    auto t = parse_expression(dbg, args);
-    if (!t) {
-        out.write("Error: " + t.error().message + "\n");
+    DxPrinter p(dbg, out);
+    auto v = p.evaluator().evaluate(args);
+    if (!v) {
+        out.write("Error: " + v.error().message + "\n");
         return;
     }
-    const engine::PdbTypes& types = *t->types;
-    const std::string type_name = dx_type_name(types, t->type);
-    std::string s;
-    if (t->is_pointer) {
-        s += std::string(args) + " : " + hex(t->address) + " [Type: " + type_name + " *]\n";
-    } else if (auto v = value_text(dbg, types, t->type, t->address)) {
-        s += std::string(args) + " : " + *v + " [Type: " + type_name + "]\n";
-    } else {
-        s += std::string(args) + " [Type: " + type_name + "]\n";
+    if (p.line(std::string(args) + p.suffix(*v))) {
+        p.show_children(*v, 1, depth);
     }
-    uint32_t idx = 0;
-    const PdbType* ty = resolved(types, t->type, &idx);
-    if (depth >= 1 && ty &&
-        (ty->kind == PdbType::Kind::Struct || ty->kind == PdbType::Kind::Union)) {
-        for (const auto& f : ty->fields) {
-            if (f.is_static) {
-                continue;
-            }
-            char off[48];
-            const PdbType* ft = types.get(f.type);
-            if (ft && ft->kind == PdbType::Kind::Bitfield) {
-                std::snprintf(off, sizeof off, "[+0x%03llx (%2u:%2u)]",
-                              static_cast<unsigned long long>(f.offset),
-                              ft->bit_position + ft->bit_length - 1u, ft->bit_position);
-            } else {
-                std::snprintf(off, sizeof off, "[+0x%03llx]",
-                              static_cast<unsigned long long>(f.offset));
-            }
-            const uint32_t shown_type =
-                ft && ft->kind == PdbType::Kind::Bitfield ? ft->element : f.type;
-            auto v = value_text(dbg, types, f.type, t->address + f.offset);
-            s += "    " + std::string(off) + " " + pad(f.name, 16) + (v ? " : " + *v + " " : " ") +
-                 "[Type: " + dx_type_name(types, shown_type) + "]\n";
-        }
-    } else if (depth >= 1 && ty && ty->kind == PdbType::Kind::Array && ty->count > 0) {
-        const PdbType* el = types.get(ty->element);
-        const uint64_t es = el && el->size ? el->size : 1;
-        const uint64_t n = std::min<uint64_t>(ty->count, 100);
-        for (uint64_t i = 0; i < n; ++i) {
-            auto v = value_text(dbg, types, ty->element, t->address + i * es);
-            s += "    [" + std::to_string(i) + "]" + (v ? " : " + *v + " " : " ") +
-                 "[Type: " + dx_type_name(types, ty->element) + "]\n";
-        }
-        if (ty->count > n) {
-            s += "    [...]\n";
-        }
-    }
-    out.write(s);
+    p.flush();
 }
 
 } // namespace kdcart::cli
