@@ -1,4 +1,5 @@
 #include "cli/AnalyzeFormat.h"
+#include "cli/TextUtil.h"
 #include "cli/format/Format.h"
 
 #include <cinttypes>
@@ -7,18 +8,6 @@
 namespace kdcart::cli {
 
 namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
-std::string hex16(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
-    return buf;
-}
 
 std::string field(const char* name, const std::string& value, int spaces = 2) {
     return std::string(name) + ":" + std::string(static_cast<size_t>(spaces), ' ') + value + "\n\n";
@@ -35,9 +24,9 @@ std::string format_analyze_banner() {
 
 std::string format_analyze_ip_symbol(const engine::SymbolMatch& s) {
     if (s.name.empty()) {
-        return s.module + "+" + hex(s.displacement);
+        return s.module + "+" + hex_digits(s.displacement);
     }
-    return s.module + "!" + s.name + "+" + hex(s.displacement);
+    return s.module + "!" + s.name + "+" + hex_digits(s.displacement);
 }
 
 std::string format_analyze_stack_line(const engine::AnalysisFrame& f) {
@@ -55,7 +44,7 @@ std::string format_analyze_body(const engine::BugCheckAnalysis& a, const Analyze
     std::string out;
     out += field("PROCESS_NAME",
                  a.process_name ? *a.process_name : "<unknown: " + a.process_note + ">");
-    out += field("CURRENT_IRQL", a.irql ? hex(*a.irql) : "<unknown: " + a.irql_source + ">");
+    out += field("CURRENT_IRQL", a.irql ? hex_digits(*a.irql) : "<unknown: " + a.irql_source + ">");
     if (a.faulting_ip) {
         out += "FAULTING_IP: \n";
         if (a.faulting_symbol) {
@@ -66,8 +55,9 @@ std::string format_analyze_body(const engine::BugCheckAnalysis& a, const Analyze
                "\n\n";
     }
     if (!a.stack.empty()) {
-        out += field("LAST_CONTROL_TRANSFER", "from " + hex16(a.stack[0].frame.return_address) +
-                                                  " to " + hex16(a.stack[0].frame.pc));
+        out += field("LAST_CONTROL_TRANSFER", "from " +
+                                                  hex_digits(a.stack[0].frame.return_address, 16) +
+                                                  " to " + hex_digits(a.stack[0].frame.pc, 16));
         out += "STACK_TEXT:  \n";
         for (const auto& f : a.stack) {
             out += format_analyze_stack_line(f);
@@ -91,7 +81,7 @@ std::string format_analyze_body(const engine::BugCheckAnalysis& a, const Analyze
             std::snprintf(buf, sizeof buf, "%08x", *code.fault_instr_code);
             out += field("FAULT_INSTR_CODE", buf);
         }
-        out += field("SYMBOL_STACK_INDEX", hex(*a.followup));
+        out += field("SYMBOL_STACK_INDEX", hex_digits(*a.followup));
         out += field("SYMBOL_NAME", a.symbol_name);
         out += field("FOLLOWUP_NAME", "MachineOwner");
         out += field("MODULE_NAME", a.module_name, 1);

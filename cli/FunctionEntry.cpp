@@ -13,12 +13,6 @@ namespace kdcart::cli {
 
 namespace {
 
-std::string hex(uint64_t v) {
-    char b[24];
-    std::snprintf(b, sizeof b, "%llx", static_cast<unsigned long long>(v));
-    return b;
-}
-
 std::string entry_fields(const engine::RuntimeFunction& rf) {
     return "BeginAddress      = " + format_address(rf.begin) + "\n" +
            "EndAddress        = " + format_address(rf.end) + "\n" +
@@ -35,15 +29,16 @@ std::string code_line(size_t slot, const engine::UnwindCode& c) {
         s += std::string(" reg: ") + engine::unwind_register_name(c.info);
         break;
     case engine::k_uwop_alloc_large:
-        s += " FrameOffset: " + hex(c.value);
+        s += " FrameOffset: " + hex_digits(c.value);
         break;
     case engine::k_uwop_save_nonvol:
     case engine::k_uwop_save_nonvol_far:
-        s += " FrameOffset: " + hex(c.value) + " reg: " + engine::unwind_register_name(c.info);
+        s += " FrameOffset: " + hex_digits(c.value) +
+             " reg: " + engine::unwind_register_name(c.info);
         break;
     case engine::k_uwop_save_xmm128:
     case engine::k_uwop_save_xmm128_far:
-        s += " FrameOffset: " + hex(c.value) + " reg: xmm" + std::to_string(c.info);
+        s += " FrameOffset: " + hex_digits(c.value) + " reg: xmm" + std::to_string(c.info);
         break;
     default:
         break;
@@ -104,7 +99,7 @@ void cmd_function_entry(engine::Debugger& dbg, Output& out, std::string_view arg
         char head[96];
         std::snprintf(head, sizeof head, "  version %u, flags %x, prolog %x, codes %x\n",
                       info->version, info->flags, info->prolog_size, info->count);
-        s += "\nUnwind info at " + format_address(info->address) + ", " + hex(info->size) +
+        s += "\nUnwind info at " + format_address(info->address) + ", " + hex_digits(info->size) +
              " bytes\n" + head;
         if (info->frame_register != 0) {
             char fr[64];

@@ -1,4 +1,5 @@
 #include "cli/KernelFormat.h"
+#include "cli/TextUtil.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -6,37 +7,23 @@
 
 namespace kdcart::cli {
 
-namespace {
-
-std::string hex16(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
-    return buf;
-}
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
-} // namespace
+namespace {} // namespace
 
 std::string format_bugcheck_help(uint32_t code, const std::array<uint64_t, 4>& params,
                                  const engine::BugCheckDescription& d) {
     std::string out;
     if (!d.known) {
-        out += "Unknown bugcheck code (" + hex(code) + ")\n";
+        out += "Unknown bugcheck code (" + hex_digits(code) + ")\n";
         out += "Unknown bugcheck description\n";
     } else {
-        out += d.name + " (" + hex(code) + ")\n";
+        out += d.name + " (" + hex_digits(code) + ")\n";
         if (!d.description.empty()) {
             out += d.description + "\n";
         }
     }
     out += "Arguments:\n";
     for (size_t i = 0; i < 4; ++i) {
-        out += "Arg" + std::to_string(i + 1) + ": " + hex16(params[i]);
+        out += "Arg" + std::to_string(i + 1) + ": " + hex_digits(params[i], 16);
         if (!d.parameters[i].empty()) {
             out += ", " + d.parameters[i];
         }
@@ -47,9 +34,9 @@ std::string format_bugcheck_help(uint32_t code, const std::array<uint64_t, 4>& p
 
 std::string format_analyze_details(uint32_t code, const std::array<uint64_t, 4>& params) {
     std::string out = "Debugging Details:\n------------------\n\n\n";
-    out += "BUGCHECK_CODE:  " + hex(code) + "\n\n";
+    out += "BUGCHECK_CODE:  " + hex_digits(code) + "\n\n";
     for (size_t i = 0; i < 4; ++i) {
-        out += "BUGCHECK_P" + std::to_string(i + 1) + ": " + hex(params[i]) + "\n\n";
+        out += "BUGCHECK_P" + std::to_string(i + 1) + ": " + hex_digits(params[i]) + "\n\n";
     }
     char str[32];
     std::snprintf(str, sizeof str, "0x%X", code);
@@ -94,7 +81,7 @@ constexpr size_t kPteColumn = 27;
 
 std::string format_pte(const engine::PagingStructureAddresses& a, const engine::PteWalk& w) {
     using engine::PteKind;
-    std::string out = std::string(43, ' ') + "VA " + hex16(w.va) + "\n";
+    std::string out = std::string(43, ' ') + "VA " + hex_digits(w.va, 16) + "\n";
     out += "PXE at " + upper16(a.pxe) + "    PPE at " + upper16(a.ppe) + "    PDE at " +
            upper16(a.pde) + "    PTE at " + upper16(a.pte) + "\n";
     std::string contains;
@@ -115,7 +102,7 @@ std::string format_pte(const engine::PagingStructureAddresses& a, const engine::
             pfns += buf;
             if (d.large) {
                 pad_to(pfns, col + kPteColumn);
-                pfns += "LARGE PAGE pfn " + hex(w.page_pfn);
+                pfns += "LARGE PAGE pfn " + hex_digits(w.page_pfn);
             }
             continue;
         }
@@ -137,12 +124,12 @@ std::string format_pte(const engine::PagingStructureAddresses& a, const engine::
             }
             break;
         case PteKind::Transition:
-            details.push_back("Transition: " + hex(d.pfn));
+            details.push_back("Transition: " + hex_digits(d.pfn));
             protect();
             break;
         case PteKind::PageFile:
-            details.push_back("PageFile: " + hex(d.page_file));
-            details.push_back("Offset: " + hex(d.page_file_offset));
+            details.push_back("PageFile: " + hex_digits(d.page_file));
+            details.push_back("Offset: " + hex_digits(d.page_file_offset));
             protect();
             break;
         case PteKind::DemandZero:
@@ -160,37 +147,39 @@ std::string format_pte(const engine::PagingStructureAddresses& a, const engine::
         out += std::string(detail_column, ' ') + line + "\n";
     }
     if (w.unreadable_table) {
-        out +=
-            "Unable to read the page table at physical address " + hex(*w.unreadable_table) + "\n";
+        out += "Unable to read the page table at physical address " +
+               hex_digits(*w.unreadable_table) + "\n";
     }
     return out;
 }
 
 std::string format_vtop(const engine::PteWalk& w) {
     static const char* const kNames[5] = {"", "PTE", "PDE", "PDPE", "PML4E"};
-    std::string out = "Amd64VtoP: Virt " + hex16(w.va) + ", pagedir " + hex16(w.dtb) + "\n";
+    std::string out =
+        "Amd64VtoP: Virt " + hex_digits(w.va, 16) + ", pagedir " + hex_digits(w.dtb, 16) + "\n";
     for (const auto& e : w.entries) {
-        out += std::string("Amd64VtoP: ") + kNames[e.level] + " " + hex16(e.physical) + "\n";
+        out +=
+            std::string("Amd64VtoP: ") + kNames[e.level] + " " + hex_digits(e.physical, 16) + "\n";
         if (e.decoded.kind == engine::PteKind::Zero) {
             out += std::string("Amd64VtoP: zero ") + kNames[e.level] + "\n";
         } else if (e.decoded.kind != engine::PteKind::Valid) {
-            out += std::string("Amd64VtoP: ") + kNames[e.level] + " not present (" + hex16(e.raw) +
-                   ")\n";
+            out += std::string("Amd64VtoP: ") + kNames[e.level] + " not present (" +
+                   hex_digits(e.raw, 16) + ")\n";
         }
     }
     if (w.unreadable_table) {
         out += "Amd64VtoP: unable to read the table at physical address " +
-               hex16(*w.unreadable_table) + "\n";
+               hex_digits(*w.unreadable_table, 16) + "\n";
     }
     if (!w.mapped) {
-        out += "Virtual address " + hex(w.va) + " translation fails, error 0xD0000147.\n";
+        out += "Virtual address " + hex_digits(w.va) + " translation fails, error 0xD0000147.\n";
         return out;
     }
     const bool large = !w.entries.empty() && w.entries.back().decoded.large;
     out += std::string("Amd64VtoP: ") + (large ? "Large page mapped phys " : "Mapped phys ") +
-           hex16(w.physical) + "\n";
-    out += "Virtual address " + hex(w.va) + " translates to physical address " + hex(w.physical) +
-           ".\n";
+           hex_digits(w.physical, 16) + "\n";
+    out += "Virtual address " + hex_digits(w.va) + " translates to physical address " +
+           hex_digits(w.physical) + ".\n";
     return out;
 }
 
@@ -200,13 +189,13 @@ std::string format_process_brief(const engine::ProcessInfo& p) {
     if (p.session_known) {
         session = p.session_id ? std::to_string(*p.session_id) : "none";
     }
-    std::string out = "PROCESS " + hex16(p.eprocess) + "\n";
+    std::string out = "PROCESS " + hex_digits(p.eprocess, 16) + "\n";
     std::snprintf(buf, sizeof buf,
                   "    SessionId: %s  Cid: %04" PRIx64 "    Peb: %08" PRIx64
                   "  ParentCid: %04" PRIx64 "\n",
                   session.c_str(), p.pid, p.peb, p.parent_pid);
     out += buf;
-    std::string table = p.object_table ? hex16(*p.object_table) : "<unknown>";
+    std::string table = p.object_table ? hex_digits(*p.object_table, 16) : "<unknown>";
     std::string handles = "<unknown>";
     if (p.handle_count) {
         handles = std::to_string(*p.handle_count) + ".";

@@ -49,12 +49,6 @@ std::vector<std::string> words_of(std::string_view s) {
     return out;
 }
 
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
 class ObjectCommands {
   public:
     ObjectCommands(engine::Debugger& dbg, Output& out,
@@ -355,14 +349,14 @@ class ObjectCommands {
                 return;
             }
             if (!seen.insert(cur).second) {
-                error("The list loops at " + hex(cur) + " (it does not come back to " +
-                      hex(*start) + "): stopped");
+                error("The list loops at " + hex_digits(cur) + " (it does not come back to " +
+                      hex_digits(*start) + "): stopped");
                 return;
             }
             std::string line = command;
             for (const char* token : {"@$extret", "$extret"}) {
                 for (size_t p = 0; (p = line.find(token, p)) != std::string::npos;) {
-                    const std::string v = "0x" + hex(cur);
+                    const std::string v = "0x" + hex_digits(cur);
                     line.replace(p, std::strlen(token), v);
                     p += v.size();
                 }
@@ -371,7 +365,7 @@ class ObjectCommands {
             print("\n");
             auto next = m_dbg.memory().read_u64(cur + link_offset);
             if (!next) {
-                error("The link at " + hex(cur + link_offset) + " is not readable: stopped");
+                error("The link at " + hex_digits(cur + link_offset) + " is not readable: stopped");
                 return;
             }
             if (*next == 0) {

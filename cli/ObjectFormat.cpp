@@ -1,4 +1,5 @@
 #include "cli/ObjectFormat.h"
+#include "cli/TextUtil.h"
 
 #include <cinttypes>
 #include <cstdio>
@@ -6,12 +7,6 @@
 namespace kdcart::cli {
 
 namespace {
-
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
 
 std::string p16(uint64_t v) {
     char buf[24];
@@ -135,7 +130,7 @@ std::string irp_major_name(uint8_t major) {
     if (major < std::size(kMajor)) {
         return kMajor[major];
     }
-    return "IRP_MJ_0x" + hex(major);
+    return "IRP_MJ_0x" + hex_digits(major);
 }
 
 std::string irp_minor_name(uint8_t major, uint8_t minor) {

@@ -22,12 +22,6 @@ namespace kdcart::cli {
 
 namespace {
 
-std::string hexs(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
 std::string p16(uint64_t v) {
     char buf[24];
     std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
@@ -244,7 +238,7 @@ class ProcessCommands {
         if (*which == 0) {
             print("**** NT ACTIVE PROCESS DUMP ****\n");
         } else {
-            print("Searching for Process with Cid == " + hexs(*which) + "\n");
+            print("Searching for Process with Cid == " + hex_digits(*which) + "\n");
         }
         bool found = false;
         for (const auto& p : list->processes) {
@@ -261,7 +255,7 @@ class ProcessCommands {
             error("The process list is broken: " + *list->broken);
         }
         if (*which != 0 && !found) {
-            error("Unable to get process with Cid " + hexs(*which));
+            error("Unable to get process with Cid " + hex_digits(*which));
         }
     }
 
@@ -603,7 +597,7 @@ class ProcessCommands {
         std::memcpy(&c, block->bytes.data(), sizeof c);
         // A CONTEXT says what it holds: CONTEXT_AMD64 must be set.
         if ((c.ContextFlags & 0x00100000) == 0) {
-            error("Unable to read context: ContextFlags " + hexs(c.ContextFlags) + " at " +
+            error("Unable to read context: ContextFlags " + hex_digits(c.ContextFlags) + " at " +
                   format_address(*addr) + " is not an x64 CONTEXT");
             return;
         }

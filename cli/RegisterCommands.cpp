@@ -32,12 +32,6 @@ constexpr uint32_t kMaskXmm = 0x40;
 constexpr uint32_t kMaskControl = 0x80;
 constexpr uint32_t kMaskDescriptor = 0x100;
 
-std::string hexn(uint64_t v, int digits) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%0*" PRIx64, digits, v);
-    return buf;
-}
-
 // "%g" the way the register display shows reals ("0", "1.5", "1.4013e-45").
 std::string real(double v) {
     char buf[48];
@@ -59,23 +53,23 @@ std::string xmm_text(const protocol::M128A& x, std::string_view view) {
         for (int i = 1; i >= 0; --i) {
             uint64_t v = 0;
             std::memcpy(&v, b + 8 * i, 8);
-            add(hexn(v, 16));
+            add(hex_digits(v, 16));
         }
     } else if (view == "ud" || view == "d32" || view == "i32" || view == "ui32") {
         for (int i = 3; i >= 0; --i) {
             uint32_t v = 0;
             std::memcpy(&v, b + 4 * i, 4);
-            add(hexn(v, 8));
+            add(hex_digits(v, 8));
         }
     } else if (view == "uw" || view == "i16" || view == "ui16") {
         for (int i = 7; i >= 0; --i) {
             uint16_t v = 0;
             std::memcpy(&v, b + 2 * i, 2);
-            add(hexn(v, 4));
+            add(hex_digits(v, 4));
         }
     } else if (view == "ub" || view == "i8" || view == "ui8") {
         for (int i = 15; i >= 0; --i) {
-            add(hexn(b[i], 2));
+            add(hex_digits(b[i], 2));
         }
     } else if (view == "d") {
         for (int i = 1; i >= 0; --i) {
@@ -318,15 +312,16 @@ void Repl::print_register_groups(uint32_t mask) {
     }
     if ((mask & kMaskMmx) != 0) {
         for (int i = 0; i < 8; i += 2) {
-            out += "mm" + std::to_string(i) + "=" + hexn(f.FloatRegisters[i].Low, 16) + "  mm" +
-                   std::to_string(i + 1) + "=" + hexn(f.FloatRegisters[i + 1].Low, 16) + "\n";
+            out += "mm" + std::to_string(i) + "=" + hex_digits(f.FloatRegisters[i].Low, 16) +
+                   "  mm" + std::to_string(i + 1) + "=" +
+                   hex_digits(f.FloatRegisters[i + 1].Low, 16) + "\n";
         }
     }
     if ((mask & kMaskXmm) != 0) {
         for (int i = 0; i < 16; ++i) {
             out += "xmm" + std::to_string(i) + "=" + xmm_text(f.XmmRegisters[i], "f") + "\n";
         }
-        out += "mxcsr=" + hexn(c.MxCsr, 8) + "\n";
+        out += "mxcsr=" + hex_digits(c.MxCsr, 8) + "\n";
     }
     const bool need_special = (mask & (kMaskDebug | kMaskControl | kMaskDescriptor)) != 0;
     std::optional<KSPECIAL_REGISTERS> special;
@@ -339,23 +334,27 @@ void Repl::print_register_groups(uint32_t mask) {
         }
     }
     if ((mask & kMaskDebug) != 0) {
-        out +=
-            "dr0=" + hexn(c.Dr0, 16) + " dr1=" + hexn(c.Dr1, 16) + " dr2=" + hexn(c.Dr2, 16) + "\n";
-        out += "dr3=" + hexn(c.Dr3, 16) + " dr6=" + hexn(c.Dr6, 16) + " dr7=" + hexn(c.Dr7, 16);
+        out += "dr0=" + hex_digits(c.Dr0, 16) + " dr1=" + hex_digits(c.Dr1, 16) +
+               " dr2=" + hex_digits(c.Dr2, 16) + "\n";
+        out += "dr3=" + hex_digits(c.Dr3, 16) + " dr6=" + hex_digits(c.Dr6, 16) +
+               " dr7=" + hex_digits(c.Dr7, 16);
         if (special) {
-            out += " cr4=" + hexn(special->Cr4, 16);
+            out += " cr4=" + hex_digits(special->Cr4, 16);
         }
         out += "\n";
     }
     if ((mask & kMaskControl) != 0 && special) {
-        out += "cr0=" + hexn(special->Cr0, 16) + " cr2=" + hexn(special->Cr2, 16) +
-               " cr3=" + hexn(special->Cr3, 16) + "\n";
-        out += "cr8=" + hexn(special->Cr8, 16) + "\n";
+        out += "cr0=" + hex_digits(special->Cr0, 16) + " cr2=" + hex_digits(special->Cr2, 16) +
+               " cr3=" + hex_digits(special->Cr3, 16) + "\n";
+        out += "cr8=" + hex_digits(special->Cr8, 16) + "\n";
     }
     if ((mask & kMaskDescriptor) != 0 && special) {
-        out += "gdtr=" + hexn(special->Gdtr.Base, 16) + "   gdtl=" + hexn(special->Gdtr.Limit, 4) +
-               " idtr=" + hexn(special->Idtr.Base, 16) + "   idtl=" + hexn(special->Idtr.Limit, 4) +
-               " tr=" + hexn(special->Tr, 4) + "  ldtr=" + hexn(special->Ldtr, 4) + "\n";
+        out += "gdtr=" + hex_digits(special->Gdtr.Base, 16) +
+               "   gdtl=" + hex_digits(special->Gdtr.Limit, 4) +
+               " idtr=" + hex_digits(special->Idtr.Base, 16) +
+               "   idtl=" + hex_digits(special->Idtr.Limit, 4) +
+               " tr=" + hex_digits(special->Tr, 4) + "  ldtr=" + hex_digits(special->Ldtr, 4) +
+               "\n";
     }
     print(out);
     print(code_line(c.Rip));
@@ -425,7 +424,7 @@ void Repl::cmd_registers(std::string_view args) {
                 }
                 special = *s;
             }
-            out += std::string(sp->name) + "=" + hexn(sp->get(*special), sp->digits) + "\n";
+            out += std::string(sp->name) + "=" + hex_digits(sp->get(*special), sp->digits) + "\n";
             continue;
         }
         if ((xmm || st || mm) && !have_full) {
@@ -448,7 +447,7 @@ void Repl::cmd_registers(std::string_view args) {
             continue;
         }
         if (mm) {
-            out += name + "=" + hexn(c.FltSave.FloatRegisters[*mm].Low, 16) + "\n";
+            out += name + "=" + hex_digits(c.FltSave.FloatRegisters[*mm].Low, 16) + "\n";
             continue;
         }
         if (eq == std::string::npos) {

@@ -23,18 +23,6 @@ void print(Output& out, const std::string& s) {
     out.write(s);
 }
 
-std::string hex(uint64_t v, int width = 0) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%0*llx", width, static_cast<unsigned long long>(v));
-    return buf;
-}
-
-std::string hex_upper(uint64_t v, int width) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%0*llX", width, static_cast<unsigned long long>(v));
-    return buf;
-}
-
 bool is_kernel_address(uint64_t a) {
     return (a >> 63) != 0;
 }
@@ -201,7 +189,7 @@ void cmd_x(engine::Debugger& dbg, Output& out, std::string_view args) {
             const bool func = h.kind == engine::SymbolKind::Function ||
                               h.kind == engine::SymbolKind::PublicFunction ||
                               (h.kind == engine::SymbolKind::Export);
-            std::string size = hex(h.size);
+            std::string size = hex_digits(h.size);
             if (size.size() < 4) {
                 size.insert(0, 4 - size.size(), ' ');
             }
@@ -270,7 +258,7 @@ std::string timestamp_text(uint32_t t) {
     gmtime_r(&tt, &tm);
     char buf[64];
     std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
-    return std::string(buf) + " (" + hex_upper(t, 8) + ")";
+    return std::string(buf) + " (" + hex_upper_digits(t, 8) + ")";
 }
 
 void cmd_lm(engine::Debugger& dbg, Output& out, std::string_view word, std::string_view args) {
@@ -327,13 +315,13 @@ void cmd_lm(engine::Debugger& dbg, Output& out, std::string_view word, std::stri
             const auto st = dbg.symbols().state(m.base);
             if (st.image && st.image->reproducible) {
                 s += "    Image was built with /Brepro flag.\n";
-                s += "    Timestamp:        " + hex_upper(m.timestamp, 8) +
+                s += "    Timestamp:        " + hex_upper_digits(m.timestamp, 8) +
                      " (This is a reproducible build file hash, not a timestamp)\n";
             } else {
                 s += "    Timestamp:        " + timestamp_text(m.timestamp) + "\n";
             }
-            s += "    CheckSum:         " + hex_upper(m.checksum, 8) + "\n";
-            s += "    ImageSize:        " + hex_upper(m.size, 8) + "\n";
+            s += "    CheckSum:         " + hex_upper_digits(m.checksum, 8) + "\n";
+            s += "    ImageSize:        " + hex_upper_digits(m.size, 8) + "\n";
         }
         print(out, "start             end                 module name\n" + s);
     }
@@ -381,7 +369,7 @@ void cmd_lmi(engine::Debugger& dbg, Output& out, std::string_view args) {
     const auto st = sym.state(m->base);
     std::string s = "Loaded Module Info: [" + m->name + "] \n";
     s += "         Module: " + m->file_name.substr(0, m->file_name.rfind('.')) + "\n";
-    s += "   Base Address: " + hex(m->base, 16) + "\n";
+    s += "   Base Address: " + hex_digits(m->base, 16) + "\n";
     s += "     Image Name: " + m->file_name + "\n";
     if (st.image) {
         s += "   Machine Type: " + std::to_string(st.image->machine) +
@@ -390,11 +378,11 @@ void cmd_lmi(engine::Debugger& dbg, Output& out, std::string_view args) {
                                                             : "") +
              "\n";
     }
-    s += "     Time Stamp: " + hex(m->timestamp) + " " + timestamp_text(m->timestamp) + "\n";
-    s += "           Size: " + hex(m->size) + "\n";
-    s += "       CheckSum: " + hex(m->checksum) + "\n";
+    s += "     Time Stamp: " + hex_digits(m->timestamp) + " " + timestamp_text(m->timestamp) + "\n";
+    s += "           Size: " + hex_digits(m->size) + "\n";
+    s += "       CheckSum: " + hex_digits(m->checksum) + "\n";
     if (st.image) {
-        s += "Characteristics: " + hex(st.image->characteristics) + "\n";
+        s += "Characteristics: " + hex_digits(st.image->characteristics) + "\n";
         if (st.image->codeview) {
             const auto& cv = *st.image->codeview;
             s += "Debug Data Dirs: Type  Size     VA  Pointer\n";
@@ -461,7 +449,7 @@ void cmd_dps(engine::Debugger& dbg, Output& out, SymbolCommandState& state, std:
     for (uint64_t i = 0; i < count; ++i) {
         const size_t off = i * width;
         const uint64_t at = start + off;
-        s += width == 8 ? format_address(at) : hex(at & 0xFFFFFFFF, 8);
+        s += width == 8 ? format_address(at) : hex_digits(at & 0xFFFFFFFF, 8);
         s += "  ";
         bool ok = true;
         uint64_t v = 0;
@@ -474,7 +462,7 @@ void cmd_dps(engine::Debugger& dbg, Output& out, SymbolCommandState& state, std:
             s += "\n";
             continue;
         }
-        s += width == 8 ? format_address(v) : hex(v, 8);
+        s += width == 8 ? format_address(v) : hex_digits(v, 8);
         if (auto sym = dbg.symbolize(v)) {
             s += " " + format_symbol(*sym);
         }

@@ -17,12 +17,6 @@ namespace kdcart::cli {
 
 namespace {
 
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%" PRIx64, v);
-    return buf;
-}
-
 class SystemCommands {
   public:
     SystemCommands(engine::Debugger& dbg, Output& out) : m_dbg(dbg), m_out(out) {}
@@ -120,7 +114,7 @@ class SystemCommands {
         auto table = m_dbg.read_physical(*pa, size);
         if (!table || table->readable_prefix() == 0) {
             error("Machine ID Information is not available: the SMBIOS table at physical " +
-                  hex(*pa) + " is not readable" +
+                  hex_digits(*pa) + " is not readable" +
                   (m_dbg.dump() != nullptr ? " (not in this dump)" : ""));
             return;
         }

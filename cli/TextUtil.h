@@ -1,11 +1,28 @@
 #pragma once
 // Small text helpers shared by the command files.
 #include <cctype>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace kdcart::cli {
+
+// A number in hex, lower-case digits, no prefix, zero-padded to `width` ("fffff800", "00000010").
+inline std::string hex_digits(uint64_t v, int width = 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%0*" PRIx64, width, v);
+    return buf;
+}
+
+// The same with upper-case digits ("0000FFFF").
+inline std::string hex_upper_digits(uint64_t v, int width = 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%0*" PRIX64, width, v);
+    return buf;
+}
 
 inline std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) {

@@ -28,12 +28,6 @@ const PdbType* bare(const PdbTypes& types, uint32_t& index) {
     return t;
 }
 
-std::string hex(uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-
 std::string unsigned_text(uint64_t v) {
     if (v == 0) {
         return "0";
@@ -44,7 +38,7 @@ std::string unsigned_text(uint64_t v) {
                       static_cast<unsigned long long>(v & 0xFFFFFFFF));
         return buf;
     }
-    return "0x" + hex(v);
+    return "0x" + hex_digits(v);
 }
 
 std::string pointer_text(uint64_t v, uint64_t size) {

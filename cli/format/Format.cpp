@@ -1,5 +1,6 @@
 // Addresses, symbols, memory display, lm, vertarget and stop events in WinDbg's formats.
 #include "cli/format/Format.h"
+#include "cli/TextUtil.h"
 
 #include <algorithm>
 #include <cinttypes>
@@ -8,12 +9,6 @@
 namespace kdcart::cli {
 
 namespace {
-
-std::string hex_fixed(uint64_t value, int digits) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%0*" PRIx64, digits, value);
-    return buf;
-}
 
 void pad_to(std::string& s, size_t width) {
     if (s.size() < width) {
@@ -62,7 +57,7 @@ std::string format_element(const engine::MemoryBlock& block, size_t offset, size
     if (!valid) {
         return std::string(size * 2, '?');
     }
-    return hex_fixed(element_value(block, offset, size), static_cast<int>(size * 2));
+    return hex_digits(element_value(block, offset, size), static_cast<int>(size * 2));
 }
 
 // The ASCII column of db/dc for bytes [offset, offset + count).
@@ -117,7 +112,7 @@ std::string utf16_to_display(const std::vector<uint16_t>& units) {
 // ---- numbers and addresses ----
 
 std::string format_address(uint64_t address) {
-    return hex_fixed(address >> 32, 8) + "`" + hex_fixed(address & 0xFFFFFFFFu, 8);
+    return hex_digits(address >> 32, 8) + "`" + hex_digits(address & 0xFFFFFFFFu, 8);
 }
 
 std::string format_masm_hex(uint64_t value) {
@@ -548,7 +543,7 @@ std::string exception_name(uint32_t code) {
 }
 
 std::string format_exception_line(uint32_t code, bool first_chance) {
-    return exception_name(code) + " - code " + hex_fixed(code, 8) +
+    return exception_name(code) + " - code " + hex_digits(code, 8) +
            (first_chance ? " (first chance)" : " (!!! second chance !!!)");
 }
 

@@ -1,4 +1,5 @@
 // The `r` block and single-register text in WinDbg's format.
+#include "cli/TextUtil.h"
 #include "cli/format/Format.h"
 
 #include <cinttypes>
@@ -10,12 +11,6 @@ namespace {
 
 uint64_t mask_of(unsigned bits) {
     return bits >= 64 ? ~uint64_t{0} : (uint64_t{1} << bits) - 1;
-}
-
-std::string hex_digits(uint64_t value, int digits) {
-    char buf[32];
-    std::snprintf(buf, sizeof(buf), "%0*" PRIx64, digits, value);
-    return buf;
 }
 
 // "rax=...", right-aligned to 3 characters (" r8=") as in WinDbg's `r` block.
