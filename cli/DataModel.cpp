@@ -15,6 +15,7 @@
 #include "engine/DxValue.h"
 #include "engine/KernelTypes.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -327,9 +328,8 @@ void cmd_dx(engine::Debugger& dbg, Output& out, std::string_view args) {
         if (args.size() >= 2 && (args[1] == 'r' || args[1] == 'R')) {
             size_t i = 2;
             int n = 0;
-            while (i < args.size() && std::isdigit(static_cast<unsigned char>(args[i])) &&
-                   n < 1000) {
-                n = n * 10 + (args[i] - '0');
+            while (i < args.size() && std::isdigit(static_cast<unsigned char>(args[i]))) {
+                n = std::min(n * 10 + (args[i] - '0'), 100000); // the line cap ends it anyway
                 ++i;
             }
             depth = i > 2 ? n : 1;
