@@ -1,13 +1,15 @@
 // dx [-rN] EXPR: the data model's display of typed objects, as WinDbg shows it. The expression
 // is evaluated by engine/DxValue (casts, typed globals, '*', '&', ".Field", "->Field", "[i]",
-// @$curprocess, @$curthread, @$ip); this file formats it: the top line, then its children N
-// levels deep (-r1 when no -r is given), each level indented 4 more spaces. A child is
+// @$curprocess, @$curthread, @$ip); this file formats it. The top line is the expression, 16
+// spaces, then " : value" and/or " [Type: T]"; then its children N levels deep (-r1 when no -r
+// is given), each level indented 4 more spaces, a child's name padded to 16:
 // "    [+0x018] ApiNumber        : SmStartCsrApi (5) [Type: _SMAPINUMBER]" (structures, unions
 // and arrays without a value); signed integers in decimal, unsigned ones and pointers in hex,
 // bit fields with their bit position; a pointer to a structure expands into the structure it
-// points to. Memory that cannot be read gives "Unable to read memory at Address 0x.." in the
-// child's place and the display goes on. Containers show 100 children then "[...]"; the whole
-// display stops at k_max_lines lines, and Ctrl+C stops it.
+// points to. Memory that cannot be read gives "Unable to read memory at Address 0x.." (no type)
+// in the child's place and the display goes on. Containers show 100 children then "[...]"; the
+// whole display stops at k_max_lines lines, and Ctrl+C stops it. Formats checked against the
+// examples of Microsoft's dx and LINQ pages (see README).
 #include "cli/DataModel.h"
 #include "cli/Repl.h"
 #include "cli/TextUtil.h"
@@ -90,7 +92,8 @@ class DxPrinter {
         using K = engine::DxValue::Kind;
         switch (v.kind) {
         case K::Number:
-            return " : " + hex(v.address) + " [Type: unsigned __int64]";
+            return " : " + hex(v.address) +
+                   (v.number_type.empty() ? "" : " [Type: " + v.number_type + "]");
         case K::Text:
             return " : " + v.text;
         case K::Process: {
@@ -98,13 +101,14 @@ class DxPrinter {
             return " : " + (name ? *name : name.error().message) + " [Switch To]";
         }
         case K::Thread: {
+            // Where the thread is (its frame's symbol and address, then two spaces), as dx
+            // lists threads.
             auto ip = m_ev.thread_ip(v.address);
-            if (!ip) {
-                return " : " + ip.error().message;
-            }
-            return " : " + code_text(*ip) + " [Switch To]";
+            return " : " + (ip ? code_text(*ip) + " " : "<Unable to get stack trace>") +
+                   " [Switch To]";
         }
         case K::ThreadList:
+        case K::Untyped:
             return "";
         case K::Pointer:
             return " : " + pointer_text(v.types, v.type, v.address) +
@@ -119,7 +123,11 @@ class DxPrinter {
         }
         const uint32_t shown = t->kind == PdbType::Kind::Bitfield ? t->element : v.type;
         const std::string type = " [Type: " + dx_type_name(*v.types, shown) + "]";
-        auto value = value_text(v, *t);
+        bool failed = false;
+        auto value = value_text(v, *t, failed);
+        if (failed) {
+            return " : " + *value; // the read error, without a type, as dx shows it
+        }
         return (value ? " : " + *value : std::string()) + type;
     }
 
@@ -228,13 +236,31 @@ class DxPrinter {
         return s;
     }
 
-    // The value part of an Object (without " : "), nullopt for aggregates that show no value.
-    std::optional<std::string> value_text(const engine::DxValue& v, const PdbType& t) {
+    // The value part of an Object (without " : "), nullopt for aggregates that show no value;
+    // `failed` set when the value is the error that memory could not be read.
+    std::optional<std::string> value_text(const engine::DxValue& v, const PdbType& t,
+                                          bool& failed) {
         switch (t.kind) {
         case PdbType::Kind::Struct:
         case PdbType::Kind::Union:
             if (t.name == "_UNICODE_STRING") {
                 return unicode_text(v);
+            }
+            if (t.name == "_LARGE_INTEGER" || t.name == "_ULARGE_INTEGER") {
+                // Its QuadPart in braces: "{4160749568}".
+                auto m = m_dbg.read_virtual(v.address, 8);
+                if (!m || m->readable_prefix() < 8) {
+                    failed = true;
+                    return "Unable to read memory at Address " + hex(v.address);
+                }
+                uint64_t q = 0;
+                for (size_t i = 8; i-- > 0;) {
+                    q = (q << 8) | m->bytes[i];
+                }
+                return "{" +
+                       (t.name == "_LARGE_INTEGER" ? std::to_string(static_cast<int64_t>(q))
+                                                   : std::to_string(q)) +
+                       "}";
             }
             return std::nullopt;
         case PdbType::Kind::Array:
@@ -248,6 +274,7 @@ class DxPrinter {
         }
         auto bits = m_ev.read_scalar(v);
         if (!bits) {
+            failed = true;
             return bits.error().message;
         }
         const uint64_t x = *bits;
@@ -354,7 +381,8 @@ void cmd_dx(engine::Debugger& dbg, Output& out, std::string_view args) {
         out.write("Error: " + v.error().message + "\n");
         return;
     }
-    if (p.line(std::string(args) + p.suffix(*v))) {
+    // The expression, 16 spaces, then its value and type, as dx prints the top line.
+    if (p.line(std::string(args) + std::string(16, ' ') + p.suffix(*v))) {
         p.show_children(*v, 1, depth);
     }
     p.flush();

@@ -100,6 +100,13 @@ struct DxEvaluator::Parser {
             if (!v || v->kind == DxValue::Kind::Number) {
                 return v; // MASM symbols already evaluate to their address
             }
+            if (v->kind == DxValue::Kind::Untyped) {
+                // "address of" a symbol without a type is a void *, to be cast.
+                DxValue n;
+                n.address = v->address;
+                n.number_type = "void *";
+                return n;
+            }
             if (v->kind != DxValue::Kind::Object) {
                 return make_error(Errc::InvalidArgument, "Cannot take the address of this value");
             }
@@ -154,6 +161,9 @@ struct DxEvaluator::Parser {
         if (!v) {
             return v;
         }
+        if (v->kind == DxValue::Kind::Untyped) {
+            return untyped(*v);
+        }
         uint64_t value = 0;
         if (v->kind == DxValue::Kind::Number || v->kind == DxValue::Kind::Pointer) {
             value = v->address;
@@ -174,9 +184,18 @@ struct DxEvaluator::Parser {
         return p;
     }
 
+    static tl::unexpected<Error> untyped(const DxValue& v) {
+        return make_error(Errc::NotFound,
+                          "No type (or void) for object at Address " + hex_0x(v.address));
+    }
+
     Result<DxValue> postfix(DxValue v) {
         for (;;) {
             skip();
+            if (v.kind == DxValue::Kind::Untyped && pos < s.size() &&
+                (s[pos] == '.' || s[pos] == '-' || s[pos] == '[')) {
+                return untyped(v);
+            }
             if (eat("->")) {
                 auto d = ev.deref(v);
                 if (!d) {
@@ -292,7 +311,9 @@ struct DxEvaluator::Parser {
                 for (const auto& sym :
                      ev.m_dbg.symbols().search(module.empty() ? "*" : module, name)) {
                     if (sym.type_index == 0) {
-                        continue;
+                        v.kind = DxValue::Kind::Untyped;
+                        v.address = sym.address;
+                        continue; // another module may have it with a type
                     }
                     auto base = ev.m_dbg.module_base(sym.module);
                     const PdbTypes* types = base ? ev.m_dbg.symbols().types_of(*base) : nullptr;
@@ -307,11 +328,17 @@ struct DxEvaluator::Parser {
                 }
             }
         }
+        if (v.kind == DxValue::Kind::Untyped) {
+            return v;
+        }
         auto n = ev.m_dbg.evaluate(token);
         if (!n) {
             return bad(token);
         }
         v.address = *n;
+        if (token[0] == '@' || token[0] == '$') {
+            v.number_type = "unsigned __int64"; // registers and pseudo-registers
+        }
         return v;
     }
 };
@@ -327,6 +354,9 @@ Result<DxValue> DxEvaluator::evaluate(std::string_view expression) {
     p.skip();
     if (p.pos != p.s.size()) {
         return p.bad("");
+    }
+    if (v->kind == DxValue::Kind::Untyped) {
+        return Parser::untyped(*v);
     }
     return v;
 }
@@ -403,6 +433,9 @@ Result<DxValue> DxEvaluator::load_pointer(const DxValue& v) {
 }
 
 Result<DxValue> DxEvaluator::deref(const DxValue& v) {
+    if (v.kind == DxValue::Kind::Untyped) {
+        return Parser::untyped(v);
+    }
     auto p = load_pointer(v);
     if (!p) {
         return p;
@@ -563,6 +596,7 @@ bool DxEvaluator::expandable(const DxValue& v) const {
         return true;
     case DxValue::Kind::Number:
     case DxValue::Kind::Text:
+    case DxValue::Kind::Untyped:
         return false;
     default:
         break;
@@ -612,6 +646,12 @@ DxChildren DxEvaluator::children(const DxValue& v, size_t max) {
             n.address = *id;
             add("Id", n);
         }
+        {
+            // What WinDbg shows as a kernel-mode process's Handle: no handle, a constant.
+            DxValue n;
+            n.address = 0xf0f0f0f0;
+            add("Handle", n);
+        }
         DxValue threads;
         threads.kind = DxValue::Kind::ThreadList;
         threads.address = v.address;
@@ -660,6 +700,7 @@ DxChildren DxEvaluator::children(const DxValue& v, size_t max) {
     }
     case DxValue::Kind::Number:
     case DxValue::Kind::Text:
+    case DxValue::Kind::Untyped:
         return out;
     default:
         break;

@@ -29,12 +29,14 @@ struct DxValue {
         Process,    // a data-model process: its EPROCESS at `address`
         Thread,     // a data-model thread: its ETHREAD at `address`
         ThreadList, // a process's Threads: the EPROCESS at `address`
+        Untyped,    // a symbol without a type at `address`: only '&' (void *) takes it
     };
     Kind kind = Kind::Number;
     const PdbTypes* types = nullptr;
     uint32_t type = 0; // Object: its type (a bit field record for bit fields); Pointer: pointee
     uint64_t address = 0;
     std::string text;
+    std::string number_type; // a Number's type when it has one ("unsigned __int64" registers)
 };
 
 struct DxChild {

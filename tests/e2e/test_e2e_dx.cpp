@@ -89,6 +89,11 @@ bool has_line(const std::string& out, const std::string& line) {
     return false;
 }
 
+// The top line's start: the expression and 16 spaces, as dx prints it.
+std::string top(const std::string& expr) {
+    return expr + std::string(16, ' ');
+}
+
 std::string pad16(std::string s) {
     s.resize(std::max<size_t>(s.size(), 16), ' ');
     return s;
@@ -107,7 +112,7 @@ TEST_CASE("dx -rN of kdtest's sample: levels, pointers, arrays, indexing, unread
 
     // No -r: the object and its children, as -r1.
     const std::string r1 = run(p, "dx kdtest!KdTestSample");
-    CHECK(r1.rfind("kdtest!KdTestSample [Type: _KDTEST_SAMPLE]\n", 0) == 0);
+    CHECK(r1.rfind(top("kdtest!KdTestSample") + " [Type: _KDTEST_SAMPLE]\n", 0) == 0);
     CHECK(
         has_line(r1, "    [+0x000] " + pad16("Signature") + " : 0x5354444b [Type: unsigned int]"));
     const uint64_t links = offset_in(r1, 4, "Links");
@@ -117,7 +122,8 @@ TEST_CASE("dx -rN of kdtest's sample: levels, pointers, arrays, indexing, unread
     for (const auto& l : lines_of(r1)) {
         CHECK_MESSAGE(l.rfind("        ", 0) != 0, "-r1 shows one level: " << l);
     }
-    CHECK(run(p, "dx -r0 kdtest!KdTestSample") == "kdtest!KdTestSample [Type: _KDTEST_SAMPLE]\n");
+    CHECK(run(p, "dx -r0 kdtest!KdTestSample") ==
+          top("kdtest!KdTestSample") + " [Type: _KDTEST_SAMPLE]\n");
 
     // -r2: each structure's fields 8 spaces in; the list head points at itself (kdtest.c), Self
     // is followed into the sample again.
@@ -150,15 +156,16 @@ TEST_CASE("dx -rN of kdtest's sample: levels, pointers, arrays, indexing, unread
     // Indexing, '.', '->' and a cast, against dq after eq.
     run(p, "eq kdtest!KdTestSample+" + hex(values + 16) + " 0x1234abcd");
     CHECK(run(p, "dx kdtest!KdTestSample.Values[2]") ==
-          "kdtest!KdTestSample.Values[2] : 0x1234abcd [Type: unsigned __int64]\n");
+          top("kdtest!KdTestSample.Values[2]") + " : 0x1234abcd [Type: unsigned __int64]\n");
     CHECK(run(p, "dq kdtest!KdTestSample+" + hex(values + 16) + " L1").find("00000000`1234abcd") !=
           std::string::npos);
     CHECK(run(p, "dx ((kdtest!_KDTEST_SAMPLE *)" + hex(sample) + ")->Self->Values[2]") ==
-          "((kdtest!_KDTEST_SAMPLE *)" + hex(sample) +
-              ")->Self->Values[2] : 0x1234abcd [Type: unsigned __int64]\n");
+          top("((kdtest!_KDTEST_SAMPLE *)" + hex(sample) + ")->Self->Values[2]") +
+              " : 0x1234abcd [Type: unsigned __int64]\n");
     const std::string name =
         run(p, "dx -r1 (*((kdtest!_KDTEST_SAMPLE *)" + hex(sample) + ")).Name");
-    CHECK(name.find(".Name : \"kdtest sample\" [Type: _UNICODE_STRING]\n") != std::string::npos);
+    CHECK(name.find(top(".Name") + " : \"kdtest sample\" [Type: _UNICODE_STRING]\n") !=
+          std::string::npos);
     CHECK(has_line(name, "    [+0x000] " + pad16("Length") + " : 0x1a [Type: unsigned short]"));
 
     // A pointer into unreadable memory in the middle of a display: that child says so, the rest
@@ -169,21 +176,21 @@ TEST_CASE("dx -rN of kdtest's sample: levels, pointers, arrays, indexing, unread
     const auto bl = lines_of(bad);
     REQUIRE(bl.size() == 7);
     CHECK(bl[1] == "    [+0x000] " + pad16("Flink") + " : 0x10 [Type: _LIST_ENTRY *]");
-    CHECK(bl[2] == "        [+0x000] " + pad16("Flink") +
-                       " : Unable to read memory at Address 0x10 [Type: _LIST_ENTRY *]");
-    CHECK(bl[3] == "        [+0x008] " + pad16("Blink") +
-                       " : Unable to read memory at Address 0x18 [Type: _LIST_ENTRY *]");
+    CHECK(bl[2] ==
+          "        [+0x000] " + pad16("Flink") + " : Unable to read memory at Address 0x10");
+    CHECK(bl[3] ==
+          "        [+0x008] " + pad16("Blink") + " : Unable to read memory at Address 0x18");
     CHECK(bl[4] == "    [+0x008] " + pad16("Blink") + " : 0x1234abcd [Type: _LIST_ENTRY *]");
-    CHECK(bl[5] == "        [+0x000] " + pad16("Flink") +
-                       " : Unable to read memory at Address 0x1234abcd [Type: _LIST_ENTRY *]");
-    CHECK(bl[6] == "        [+0x008] " + pad16("Blink") +
-                       " : Unable to read memory at Address 0x1234abd5 [Type: _LIST_ENTRY *]");
+    CHECK(bl[5] ==
+          "        [+0x000] " + pad16("Flink") + " : Unable to read memory at Address 0x1234abcd");
+    CHECK(bl[6] ==
+          "        [+0x008] " + pad16("Blink") + " : Unable to read memory at Address 0x1234abd5");
 
     // An array of 256 shows 100 elements and [...]; the elements are what db reads.
     const std::string buf = run(p, "dx kdtest!KdTestBuffer");
     const auto bufl = lines_of(buf);
     REQUIRE(bufl.size() == 102);
-    CHECK(bufl[0] == "kdtest!KdTestBuffer [Type: unsigned char [256]]");
+    CHECK(bufl[0] == top("kdtest!KdTestBuffer") + " [Type: unsigned char [256]]");
     CHECK(bufl[101] == "    [...]");
     const std::string db = run(p, "db kdtest!KdTestBuffer L4");
     std::smatch m;
@@ -244,12 +251,13 @@ TEST_CASE("dx @$curprocess, @$curthread, @$ip against !process, !thread and r") 
     const uint64_t tid = std::stoull(m[1].str(), nullptr, 16);
 
     const auto cp = lines_of(run(p, "dx @$curprocess"));
-    REQUIRE(cp.size() == 5);
-    CHECK(cp[0] == "@$curprocess : " + image + " [Switch To]");
+    REQUIRE(cp.size() == 6);
+    CHECK(cp[0] == top("@$curprocess") + " : " + image + " [Switch To]");
     CHECK(cp[1] == "    " + pad16("KernelObject") + " [Type: _EPROCESS]");
     CHECK(cp[2] == "    " + pad16("Name") + " : " + image);
-    CHECK(cp[3] == "    " + pad16("Id") + " : " + hex(pid) + " [Type: unsigned __int64]");
-    CHECK(cp[4].rfind("    Threads", 0) == 0);
+    CHECK(cp[3] == "    " + pad16("Id") + " : " + hex(pid));
+    CHECK(cp[4] == "    " + pad16("Handle") + " : 0xf0f0f0f0");
+    CHECK(cp[5] == "    " + pad16("Threads"));
 
     // -r2: every thread !process lists, by id, and the EPROCESS's own fields.
     const std::string cp2 = run(p, "dx -r2 @$curprocess");
@@ -264,11 +272,13 @@ TEST_CASE("dx @$curprocess, @$curthread, @$ip against !process, !thread and r") 
     CHECK(
         has_line(cp2, pid_field + pad16("UniqueProcessId") + " : " + hex(pid) + " [Type: void *]"));
     CHECK(run(p, "dx @$curprocess.KernelObject.UniqueProcessId") ==
-          "@$curprocess.KernelObject.UniqueProcessId : " + hex(pid) + " [Type: void *]\n");
+          top("@$curprocess.KernelObject.UniqueProcessId") + " : " + hex(pid) +
+              " [Type: void *]\n");
 
     // A cast of the EPROCESS: its Pcb, and the dispatcher header's type byte as db reads it.
     const std::string pcb = run(p, "dx -r2 ((nt!_EPROCESS *)" + hex(eprocess) + ")->Pcb");
-    CHECK(pcb.rfind("((nt!_EPROCESS *)" + hex(eprocess) + ")->Pcb [Type: _KPROCESS]\n", 0) == 0);
+    CHECK(pcb.rfind(top("((nt!_EPROCESS *)" + hex(eprocess) + ")->Pcb") + " [Type: _KPROCESS]\n",
+                    0) == 0);
     CHECK(has_line(pcb, "    [+0x000] " + pad16("Header") + " [Type: _DISPATCHER_HEADER]"));
     const std::string db = run(p, "db " + hex(eprocess) + " L1");
     REQUIRE(std::regex_search(db, m, std::regex(R"(  ([0-9a-f]{2}) )")));
@@ -278,12 +288,17 @@ TEST_CASE("dx @$curprocess, @$curthread, @$ip against !process, !thread and r") 
     // The current thread, by id, and the threads list indexed by id.
     const auto ct = lines_of(run(p, "dx @$curthread"));
     REQUIRE(ct.size() == 3);
-    CHECK(ct[0].rfind("@$curthread : nt!RtlpBreakWithStatusInstruction (", 0) == 0);
-    CHECK(ct[0].find(") [Switch To]") != std::string::npos);
+    // Where it stopped, then two spaces, as dx lists threads.
+    CHECK(ct[0] == top("@$curthread") + " : nt!RtlpBreakWithStatusInstruction (" +
+                       run(p, "? @rip").substr(run(p, "? @rip").find("= ") + 2, 17) +
+                       ")  [Switch To]");
+    // The same text in the process's thread list.
+    CHECK(cp2.find("\n        " + pad16("[" + hex(tid) + "]") +
+                   ct[0].substr(top("@$curthread").size()) + "\n") != std::string::npos);
     CHECK(ct[1] == "    " + pad16("KernelObject") + " [Type: _ETHREAD]");
-    CHECK(ct[2] == "    " + pad16("Id") + " : " + hex(tid) + " [Type: unsigned __int64]");
+    CHECK(ct[2] == "    " + pad16("Id") + " : " + hex(tid));
     CHECK(lines_of(run(p, "dx @$curprocess.Threads[" + hex(tid) + "]"))[2] == ct[2]);
-    CHECK(run(p, "dx @$ip") == "@$ip : " + hex(rip) + " [Type: unsigned __int64]\n");
+    CHECK(run(p, "dx @$ip") == top("@$ip") + " : " + hex(rip) + " [Type: unsigned __int64]\n");
     CHECK(run(p, "dx @$curprocess.Nope") == "Error: No property 'Nope' on the process object\n");
     cmd(p, "q");
     CHECK(p.wait_exit(30s) == 0);

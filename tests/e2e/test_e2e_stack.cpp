@@ -341,7 +341,7 @@ TEST_CASE("!dh and dx -r1 against the image file and kdtest's sample") {
     const uint64_t sample = std::stoull(m[1].str() + m[2].str(), nullptr, 16);
     cmd(p, "dx -r1 kdtest!KdTestSample");
     EXPECT_OUT(p,
-               R"(kdtest!KdTestSample \[Type: _KDTEST_SAMPLE\]\n)"
+               R"(kdtest!KdTestSample {17}\[Type: _KDTEST_SAMPLE\]\n)"
                R"(    \[\+0x000\] Signature        : 0x5354444b \[Type: unsigned int\]\n)"
                R"(    \[\+0x004 \( 0: 0\)\] Enabled          : 0x1 \[Type: unsigned int\]\n)"
                R"(    \[\+0x004 \( 3: 1\)\] Level            : 0x5 \[Type: unsigned int\]\n)",
@@ -358,14 +358,14 @@ TEST_CASE("!dh and dx -r1 against the image file and kdtest's sample") {
                10s);
     cmd(p, "dx -r1 ((kdtest!_KDTEST_SAMPLE *)&kdtest!KdTestSample)");
     EXPECT_OUT(p,
-               R"(\(\(kdtest!_KDTEST_SAMPLE \*\)&kdtest!KdTestSample\) : 0x)" + hex(sample) +
+               R"(\(\(kdtest!_KDTEST_SAMPLE \*\)&kdtest!KdTestSample\) {17}: 0x)" + hex(sample) +
                    R"( \[Type: _KDTEST_SAMPLE \*\]\n)"
                    R"(    \[\+0x000\] Signature        : 0x5354444b)",
                30s);
     cmd(p, "dx -r1 (*((kdtest!_KDTEST_SAMPLE *)0x10))");
     EXPECT_OUT(p,
-               R"(\(\*\(\(kdtest!_KDTEST_SAMPLE \*\)0x10\)\) \[Type: _KDTEST_SAMPLE\]\n)"
-               R"(    \[\+0x000\] Signature        : Unable to read memory at Address 0x10 )",
+               R"(\(\*\(\(kdtest!_KDTEST_SAMPLE \*\)0x10\)\) {17}\[Type: _KDTEST_SAMPLE\]\n)"
+               R"(    \[\+0x000\] Signature        : Unable to read memory at Address 0x10\n)",
                30s);
     cmd(p, "dx kdtest!KdTestNoSuchThing");
     EXPECT_OUT(p, "Error: Couldn't resolve error at 'kdtest!KdTestNoSuchThing'\n", 30s);
