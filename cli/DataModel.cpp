@@ -79,6 +79,9 @@ std::optional<std::string> read_c_string(engine::Debugger& dbg, uint64_t address
     return s;
 }
 
+// The deepest -r: each level is a C++ frame or two of DxPrinter::show.
+constexpr int k_max_depth = 1000;
+
 class DxPrinter {
   public:
     static constexpr size_t k_max_lines = 20000;
@@ -356,7 +359,8 @@ void cmd_dx(engine::Debugger& dbg, Output& out, std::string_view args) {
             size_t i = 2;
             int n = 0;
             while (i < args.size() && std::isdigit(static_cast<unsigned char>(args[i]))) {
-                n = std::min(n * 10 + (args[i] - '0'), 100000); // the line cap ends it anyway
+                // Bounded so that the recursion (one C++ frame per level) stays shallow.
+                n = std::min(n * 10 + (args[i] - '0'), k_max_depth);
                 ++i;
             }
             depth = i > 2 ? n : 1;
