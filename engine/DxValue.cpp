@@ -37,6 +37,36 @@ uint64_t array_count(const PdbTypes& types, const PdbType& t) {
     return e && e->size ? t.size / e->size : 0;
 }
 
+// C++ base types by name: their CodeView simple type index (the CodeView format's constants).
+std::optional<uint32_t> simple_type(std::string_view name) {
+    static const std::pair<const char*, uint32_t> k_types[] = {
+        {"void", 0x0003},
+        {"char", 0x0010},
+        {"signed char", 0x0010},
+        {"unsigned char", 0x0020},
+        {"short", 0x0011},
+        {"unsigned short", 0x0021},
+        {"long", 0x0012},
+        {"unsigned long", 0x0022},
+        {"__int64", 0x0013},
+        {"long long", 0x0013},
+        {"unsigned __int64", 0x0023},
+        {"unsigned long long", 0x0023},
+        {"bool", 0x0030},
+        {"float", 0x0040},
+        {"double", 0x0041},
+        {"wchar_t", 0x0071},
+        {"int", 0x0074},
+        {"unsigned int", 0x0075},
+    };
+    for (const auto& [n, index] : k_types) {
+        if (name == n) {
+            return index;
+        }
+    }
+    return std::nullopt;
+}
+
 bool is_ident_char(char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '$' || c == '@' ||
            c == '!' || c == '`';
@@ -154,6 +184,20 @@ struct DxEvaluator::Parser {
             name = std::string(type.substr(bang + 1));
         }
         auto ref = ev.m_dbg.symbols().find_type(module, name);
+        if ((!ref || !ref->types) && simple_type(name)) {
+            // A C++ base type: its CodeView index means the same in every PDB; the module's
+            // (or nt's) types answer for it.
+            const PdbTypes* types = nullptr;
+            if (!module.empty()) {
+                auto base = ev.m_dbg.module_base(module);
+                types = base ? ev.m_dbg.symbols().types_of(*base) : nullptr;
+            } else if (auto kt = KernelTypes::of_nt(ev.m_dbg)) {
+                types = &kt->types();
+            }
+            if (types) {
+                ref = TypeRef{module, types, *simple_type(name)};
+            }
+        }
         if (!ref || !ref->types) {
             return make_error(Errc::NotFound, "Couldn't resolve type '" + std::string(type) + "'");
         }

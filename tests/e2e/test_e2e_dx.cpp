@@ -168,6 +168,15 @@ TEST_CASE("dx -rN of kdtest's sample: levels, pointers, arrays, indexing, unread
           std::string::npos);
     CHECK(has_line(name, "    [+0x000] " + pad16("Length") + " : 0x1a [Type: unsigned short]"));
 
+    // Casts to C++ base types (CodeView's simple types): the same bytes.
+    CHECK(run(p, "dx *(unsigned int *)&kdtest!KdTestSample") ==
+          top("*(unsigned int *)&kdtest!KdTestSample") + " : 0x5354444b [Type: unsigned int]\n");
+    const std::string qwords =
+        "((unsigned __int64 *)&kdtest!KdTestSample)[" + std::to_string(values / 8 + 2) + "]";
+    CHECK(run(p, "dx " + qwords) == top(qwords) + " : 0x1234abcd [Type: unsigned __int64]\n");
+    const std::string tag0 = "*(char *)(kdtest!KdTestSample+" + hex(offset_in(r1, 4, "Tag")) + ")";
+    CHECK(run(p, "dx " + tag0) == top(tag0) + " : 115 's' [Type: char]\n");
+
     // A pointer into unreadable memory in the middle of a display: that child says so, the rest
     // is shown.
     run(p, "eq kdtest!KdTestSample+" + hex(values) + " 0x10 0x1234abcd");
