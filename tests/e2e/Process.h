@@ -1,6 +1,7 @@
 #pragma once
 // A child process with piped stdin/stdout+stderr, driven like pexpect: send lines, expect
 // regexes with timeouts, send signals. For end-to-end tests of the real kdcart binary.
+#include "tests/e2e/Expect.h"
 #include <chrono>
 #include <csignal>
 #include <cstring>
@@ -156,16 +157,6 @@ class Process {
     std::string m_pending;
     size_t m_consumed = 0;
 };
-
-// Waits for `re` in the process's output; on failure prints the transcript and fails the test.
-#define EXPECT_OUT(p, re, t)                                                                       \
-    do {                                                                                           \
-        bool ok_ = (p).expect((re), (t));                                                          \
-        if (!ok_) {                                                                                \
-            MESSAGE("transcript:\n" << (p).transcript());                                          \
-        }                                                                                          \
-        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                         \
-    } while (0)
 
 // Sends one kd command line.
 inline void cmd(Process& p, const std::string& c) {

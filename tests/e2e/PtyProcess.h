@@ -3,6 +3,7 @@
 // is the session leader with the pty as its controlling terminal, in the foreground process
 // group, and the test types on the master as a terminal emulator would (^C becomes SIGINT
 // through the line discipline).
+#include "tests/e2e/Expect.h"
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -188,12 +189,3 @@ class PtyProcess {
 };
 
 } // namespace e2e
-
-#define EXPECT_PTY(p, re, t)                                                                       \
-    do {                                                                                           \
-        bool ok_ = (p).expect((re), (t));                                                          \
-        if (!ok_) {                                                                                \
-            MESSAGE("transcript:\n" << (p).transcript());                                          \
-        }                                                                                          \
-        REQUIRE_MESSAGE(ok_, "expected /" << (re) << "/");                                         \
-    } while (0)
