@@ -1,5 +1,5 @@
 #pragma once
-// dx [-r1] EXPR: a typed object one level deep in the data model's layout (DataModel.cpp).
+// dx [-rN] EXPR: typed objects and the data model's @$ objects N levels deep (DataModel.cpp).
 #include "engine/Debugger.h"
 
 #include <string_view>
