@@ -12,6 +12,7 @@
 #include "cli/format/Format.h"
 #include "cli/format/MemoryLines.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -216,22 +217,12 @@ int main(int argc, char** argv) {
     std::string kdsim = bin_dir + "/kdsim";
     bool com = false;
     uint64_t mib = 16;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--kdcart" && i + 1 < argc) {
-            kdcart = argv[++i];
-        } else if (a == "--kdsim" && i + 1 < argc) {
-            kdsim = argv[++i];
-        } else if (a == "--com") {
-            com = true;
-        } else if (a == "--mib" && i + 1 < argc) {
-            mib = std::stoull(argv[++i]);
-        } else {
-            std::fprintf(stderr, "usage: %s [--kdcart PATH] [--kdsim PATH] [--com] [--mib N]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
+    CLI::App app{"Memory and time of a large db display, in kdcart and in the formatters"};
+    app.add_option("--kdcart", kdcart, "kdcart binary");
+    app.add_option("--kdsim", kdsim, "kdsim binary");
+    app.add_flag("--com", com, "over a serial pty instead of the default link");
+    app.add_option("--mib", mib, "MiB to display")->check(CLI::Range(1, 65536));
+    CLI11_PARSE(app, argc, argv);
     bench_formatters(mib * 1024 * 1024);
     return bench_kdcart(kdcart, kdsim, com, mib * 1024 * 1024);
 }

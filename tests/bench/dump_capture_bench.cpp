@@ -16,6 +16,7 @@
 #include "transport/KdnetLink.h"
 #include "transport/PacketLink.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -416,22 +417,12 @@ int main(int argc, char** argv) {
     std::string dir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
     bool serial = true;
     uint64_t gib = 64;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--kdsim" && i + 1 < argc) {
-            kdsim = argv[++i];
-        } else if (a == "--dir" && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (a == "--gib" && i + 1 < argc) {
-            gib = std::strtoull(argv[++i], nullptr, 0);
-        } else if (a == "--skip-serial") {
-            serial = false;
-        } else {
-            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--dir DIR] [--skip-serial] [--gib N]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
+    CLI::App app{"Crash dump capture over serial and KDNET, and opening a big dump"};
+    app.add_option("--kdsim", kdsim, "kdsim binary");
+    app.add_option("--dir", dir, "directory for the dump files");
+    app.add_flag("!--skip-serial", serial, "skip the 115200-baud capture");
+    app.add_option("--gib", gib, "size of the big dump to open (0: skip)");
+    CLI11_PARSE(app, argc, argv);
     const std::string kdcart = kdsim.substr(0, kdsim.rfind('/') + 1) + "kdcart";
     const std::string full = dir + "/kdcart_dump_capture_bench_f.dmp";
     const std::string kernel = dir + "/kdcart_dump_capture_bench_k.dmp";

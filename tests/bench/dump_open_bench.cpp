@@ -6,6 +6,7 @@
 //   dump_open_bench [--dir DIR] [--gib 64] [--lookups 20000000]
 #include "engine/DumpFile.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -53,19 +54,11 @@ int main(int argc, char** argv) {
     std::string dir = std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp";
     uint64_t gib = 64;
     uint64_t lookups = 20'000'000;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        std::string a = argv[i];
-        if (a == "--dir") {
-            dir = argv[i + 1];
-        } else if (a == "--gib") {
-            gib = std::strtoull(argv[i + 1], nullptr, 0);
-        } else if (a == "--lookups") {
-            lookups = std::strtoull(argv[i + 1], nullptr, 0);
-        } else {
-            std::fprintf(stderr, "usage: %s [--dir DIR] [--gib N] [--lookups N]\n", argv[0]);
-            return 2;
-        }
-    }
+    CLI::App app{"Opening a big sparse bitmap dump: time and memory"};
+    app.add_option("--dir", dir, "directory for the dump file");
+    app.add_option("--gib", gib, "dump size in GiB")->check(CLI::Range(1, 65536));
+    app.add_option("--lookups", lookups, "page look-ups to time");
+    CLI11_PARSE(app, argc, argv);
     const uint64_t pages = gib << (30 - 12);
     const uint64_t bitmap_bytes = (pages + 7) / 8;
     const uint64_t header_size = (kDumpBitmapOffset + bitmap_bytes + 0xFFF) & ~uint64_t{0xFFF};

@@ -10,6 +10,7 @@
 #include "transport/FwSimBus.h"
 #include "transport/Ieee1394Link.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -102,18 +103,14 @@ int main(int argc, char** argv) {
     std::string kdsim = cli::default_kdsim_path();
     uint64_t limit = ~uint64_t{0};
     double kd_seconds = 20;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--kdsim" && i + 1 < argc) {
-            kdsim = argv[++i];
-        } else if (a == "--mib" && i + 1 < argc) {
-            limit = std::stoull(argv[++i]) << 20;
-        } else if (a == "--kd-seconds" && i + 1 < argc) {
-            kd_seconds = std::stod(argv[++i]);
-        } else {
-            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--mib N] [--kd-seconds S]\n", argv[0]);
-            return 2;
-        }
+    uint64_t mib = 0;
+    CLI::App app{"Reading kdsim's RAM over the simulated 1394 bus, and over KD for comparison"};
+    app.add_option("--kdsim", kdsim, "kdsim binary");
+    app.add_option("--mib", mib, "MiB to read (default: all)")->check(CLI::Range(1, 1048576));
+    app.add_option("--kd-seconds", kd_seconds, "seconds of the KD comparison");
+    CLI11_PARSE(app, argc, argv);
+    if (mib != 0) {
+        limit = mib << 20;
     }
     cli::SimLauncher sim;
     cli::SimOptions so;

@@ -9,6 +9,7 @@
 //   kd_bpfilter_bench [--kdsim PATH] [--baud 115200] [--seconds 10] [--sympath PATH]
 #include "tests/bench/ReplSession.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -122,27 +123,12 @@ int main(int argc, char** argv) {
     unsigned baud = 115200;
     int run_seconds = 10;
     std::string sympath;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--kdsim" && i + 1 < argc) {
-            kdsim = argv[++i];
-        } else if (a == "--baud" && i + 1 < argc) {
-            baud = static_cast<unsigned>(std::stoul(argv[++i]));
-        } else if (a == "--seconds" && i + 1 < argc) {
-            run_seconds = std::stoi(argv[++i]);
-        } else if (a == "--sympath" && i + 1 < argc) {
-            sympath = argv[++i];
-        } else {
-            std::fprintf(stderr,
-                         "usage: %s [--kdsim PATH] [--baud N] [--seconds N] [--sympath PATH]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
-    if (baud == 0 || run_seconds <= 0) {
-        std::fprintf(stderr, "bench: --baud and --seconds must be positive\n");
-        return 2;
-    }
+    CLI::App app{"What a filtered-out hit of bp /p or bp /t costs on a serial cable"};
+    app.add_option("--kdsim", kdsim, "kdsim binary");
+    app.add_option("--baud", baud, "line speed")->check(CLI::Range(1, 4000000));
+    app.add_option("--seconds", run_seconds, "run time per case")->check(CLI::Range(1, 3600));
+    app.add_option("--sympath", sympath, "symbol path (default: kdsim's PDBs)");
+    CLI11_PARSE(app, argc, argv);
     if (sympath.empty()) {
         // kdsim's images and PDBs sit next to it in the build tree.
         const auto slash = kdsim.rfind('/');

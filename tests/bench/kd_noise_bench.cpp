@@ -8,6 +8,7 @@
 #include "cli/SimLauncher.h"
 #include "engine/LiveTarget.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -140,28 +141,12 @@ int main(int argc, char** argv) {
     if (std::getenv("KD_NOISE_BENCH_DEBUG") != nullptr) {
         spdlog::set_level(spdlog::level::debug); // the session's and link's decisions, on stderr
     }
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--kdsim" && i + 1 < argc) {
-            kdsim = argv[++i];
-        } else if (a == "--seconds" && i + 1 < argc) {
-            seconds = std::stod(argv[++i]);
-        } else if (a == "--baud" && i + 1 < argc) {
-            baud = static_cast<unsigned>(std::stoul(argv[++i]));
-        } else if (a == "--rates" && i + 1 < argc) {
-            rates.clear();
-            std::stringstream ss(argv[++i]);
-            for (std::string r; std::getline(ss, r, ',');) {
-                rates.push_back(std::stod(r));
-            }
-        } else {
-            std::fprintf(stderr,
-                         "usage: %s [--kdsim PATH] [--baud N (0 = unpaced)] [--seconds S] "
-                         "[--rates 0,1e-5,1e-4,1e-3]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
+    CLI::App app{"Read throughput against kdsim's injected line faults"};
+    app.add_option("--kdsim", kdsim, "kdsim binary");
+    app.add_option("--seconds", seconds, "seconds per row")->check(CLI::Range(0.1, 3600.0));
+    app.add_option("--baud", baud, "line speed (0 = unpaced)");
+    app.add_option("--rates", rates, "fault rates, e.g. 0,1e-5,1e-4,1e-3")->delimiter(',');
+    CLI11_PARSE(app, argc, argv);
     std::printf("kdsim on a pty %s, 32 KiB reads of the kernel image for %.0f s per row\n",
                 baud ? ("paced at " + std::to_string(baud) + " baud").c_str() : "unpaced", seconds);
     std::vector<uint8_t> reference;

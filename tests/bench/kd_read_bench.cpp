@@ -7,9 +7,11 @@
 #include "protocol/KdClient.h"
 #include "transport/KdnetLink.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 using namespace kdcart;
@@ -107,9 +109,10 @@ int run(const std::string& kdsim, unsigned baud, double seconds) {
     }
     const double dt = duration<double>(steady_clock::now() - t0).count();
     const double rate = bytes / dt;
-    const std::string what = baud == kKdnet ? std::string("KDNET over UDP 127.0.0.1 (AES-256-CBC + HMAC)")
-                             : baud      ? "pty paced at " + std::to_string(baud) + " baud"
-                                         : std::string("pty, unpaced");
+    const std::string what = baud == kKdnet
+                                 ? std::string("KDNET over UDP 127.0.0.1 (AES-256-CBC + HMAC)")
+                             : baud ? "pty paced at " + std::to_string(baud) + " baud"
+                                    : std::string("pty, unpaced");
     std::printf("link            : %s\n", what.c_str());
     std::printf("reads           : %llu x %u bytes in %.2f s (%.1f requests/s)\n",
                 static_cast<unsigned long long>(requests), chunk, dt, requests / dt);
@@ -139,21 +142,18 @@ int main(int argc, char** argv) {
     std::string kdsim = cli::default_kdsim_path();
     double seconds = 15;
     std::vector<unsigned> bauds = {115200, 0, kKdnet};
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--kdsim" && i + 1 < argc) {
-            kdsim = argv[++i];
-        } else if (a == "--seconds" && i + 1 < argc) {
-            seconds = std::stod(argv[++i]);
-        } else if (a == "--baud" && i + 1 < argc) {
-            bauds = {static_cast<unsigned>(std::stoul(argv[++i]))};
-        } else if (a == "--kdnet") {
-            bauds = {kKdnet};
-        } else {
-            std::fprintf(stderr, "usage: %s [--kdsim PATH] [--baud N (0 = unpaced) | --kdnet] [--seconds S]\n",
-                         argv[0]);
-            return 2;
-        }
+    CLI::App app{"Read throughput of full-size requests against kdsim"};
+    app.add_option("--kdsim", kdsim, "kdsim binary");
+    app.add_option("--seconds", seconds, "seconds per link")->check(CLI::Range(0.1, 3600.0));
+    std::optional<unsigned> baud;
+    bool kdnet = false;
+    app.add_option("--baud", baud, "only this serial speed (0 = unpaced)");
+    app.add_flag("--kdnet", kdnet, "only KDNET over loopback");
+    CLI11_PARSE(app, argc, argv);
+    if (baud) {
+        bauds = {*baud};
+    } else if (kdnet) {
+        bauds = {kKdnet};
     }
     for (unsigned b : bauds) {
         if (int rc = run(kdsim, b, seconds); rc != 0) {

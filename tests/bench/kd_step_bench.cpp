@@ -8,6 +8,7 @@
 //   kd_step_bench [--kdsim PATH] [--baud 115200] [--steps 40] [--sympath PATH]
 #include "tests/bench/ReplSession.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -162,26 +163,11 @@ int main(int argc, char** argv) {
     unsigned baud = 115200;
     int steps = 40;
     std::string sympath;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--kdsim" && i + 1 < argc) {
-            kdsim = argv[++i];
-        } else if (a == "--baud" && i + 1 < argc) {
-            baud = static_cast<unsigned>(std::stoul(argv[++i]));
-        } else if (a == "--sympath" && i + 1 < argc) {
-            sympath = argv[++i];
-        } else if (a == "--steps" && i + 1 < argc) {
-            steps = std::stoi(argv[++i]);
-        } else {
-            std::fprintf(stderr,
-                         "usage: %s [--kdsim PATH] [--baud N] [--steps N] [--sympath PATH]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
-    if (baud == 0 || steps <= 0) {
-        std::fprintf(stderr, "bench: --baud and --steps must be positive\n");
-        return 2;
-    }
+    CLI::App app{"Wire bytes and time of attach, t and p over a paced serial link to kdsim"};
+    app.add_option("--kdsim", kdsim, "kdsim binary");
+    app.add_option("--baud", baud, "line speed")->check(CLI::Range(1, 4000000));
+    app.add_option("--steps", steps, "steps of each kind")->check(CLI::Range(1, 100000));
+    app.add_option("--sympath", sympath, "symbol path (kdsim's PDBs)");
+    CLI11_PARSE(app, argc, argv);
     return run(kdsim, baud, steps, sympath);
 }

@@ -8,6 +8,7 @@
 #include "engine/Pdb.h"
 #include "engine/SymbolIndex.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -56,14 +57,11 @@ SymbolKind kind_of(PdbSymbol::Kind k) {
 int main(int argc, char** argv) {
     size_t n = 100000;
     std::string keep;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        const std::string a = argv[i];
-        if (a == "--functions") {
-            n = std::strtoull(argv[i + 1], nullptr, 10);
-        } else if (a == "--keep") {
-            keep = argv[i + 1];
-        }
-    }
+    CLI::App app{"PDB load and symbol look-ups on a generated PDB"};
+    app.add_option("--functions", n, "functions (and globals) in the generated image")
+        ->check(CLI::Range(1, 10000000));
+    app.add_option("--keep", keep, "directory that keeps the generated image and PDB");
+    CLI11_PARSE(app, argc, argv);
     const fs::path dir =
         keep.empty() ? fs::temp_directory_path() / "kdcart-pdb-bench" : fs::path(keep);
     fs::create_directories(dir);
