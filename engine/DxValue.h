@@ -83,7 +83,9 @@ class DxEvaluator {
     [[nodiscard]] Result<std::string> process_name(uint64_t eprocess);
 
   private:
-    struct Parser;
+    struct Parser; // DxParser.cpp
+    // "No type (or void) for object at Address ...": what an untyped value can not do.
+    static tl::unexpected<Error> untyped(const DxValue& v);
     Result<DxValue> nt_object(const char* type, uint64_t address);
     Result<DxValue> member(const DxValue& v, std::string_view name);
     Result<DxValue> index(const DxValue& v, uint64_t i);
