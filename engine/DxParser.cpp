@@ -5,6 +5,7 @@
 #include "engine/DxValue.h"
 #include "engine/HexText.h"
 #include "engine/KernelTypes.h"
+#include "engine/TextSplit.h"
 
 #include <cctype>
 #include <cstring>
@@ -12,16 +13,6 @@
 namespace kdcart::engine {
 
 namespace {
-
-std::string_view trim_view(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
 
 // C++ base types by name: their CodeView simple type index (the CodeView format's constants).
 std::optional<uint32_t> simple_type(std::string_view name) {
@@ -83,7 +74,7 @@ struct DxEvaluator::Parser {
         }
         return false;
     }
-    std::string rest() const { return std::string(trim_view(s.substr(pos))); }
+    std::string rest() const { return std::string(trim_space(s.substr(pos))); }
     tl::unexpected<Error> bad(std::string_view what) const {
         if (what.empty() && rest().empty()) {
             return make_error(Errc::InvalidArgument, "Unexpected end of expression");
@@ -136,10 +127,10 @@ struct DxEvaluator::Parser {
                 return make_error(Errc::InvalidArgument,
                                   "Unbalanced parentheses in '" + rest() + "'");
             }
-            std::string_view inner = trim_view(s.substr(pos + 1, close - pos - 1));
+            std::string_view inner = trim_space(s.substr(pos + 1, close - pos - 1));
             if (!inner.empty() && inner.back() == '*') {
                 pos = close + 1;
-                return cast(trim_view(inner.substr(0, inner.size() - 1)));
+                return cast(trim_space(inner.substr(0, inner.size() - 1)));
             }
             ++pos;
             auto v = unary();
@@ -161,7 +152,7 @@ struct DxEvaluator::Parser {
     Result<DxValue> cast(std::string_view type) {
         for (const char* kw : {"struct ", "union ", "enum ", "class "}) {
             if (type.substr(0, std::strlen(kw)) == kw) {
-                type = trim_view(type.substr(std::strlen(kw)));
+                type = trim_space(type.substr(std::strlen(kw)));
             }
         }
         std::string module, name(type);
@@ -371,7 +362,7 @@ struct DxEvaluator::Parser {
 // ---------------------------------------------------------------------------------------------
 
 Result<DxValue> DxEvaluator::evaluate(std::string_view expression) {
-    Parser p{*this, trim_view(expression)};
+    Parser p{*this, trim_space(expression)};
     auto v = p.unary();
     if (!v) {
         return v;

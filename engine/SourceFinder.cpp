@@ -1,4 +1,5 @@
 #include "engine/SourceFinder.h"
+#include "engine/TextSplit.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,29 +14,10 @@ bool readable_file(const std::string& path) {
            ::access(path.c_str(), R_OK) == 0;
 }
 
-std::string_view trim_blanks(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
-}
-
+// .srcpath's directories: ';'-separated, blanks around each dropped, empty entries ignored.
 std::vector<std::string> split_dirs(std::string_view dirs) {
-    std::vector<std::string> out;
-    while (!dirs.empty()) {
-        const size_t semi = dirs.find(';');
-        std::string_view one = trim_blanks(dirs.substr(0, semi));
-        if (!one.empty()) {
-            out.emplace_back(one);
-        }
-        if (semi == std::string_view::npos) {
-            break;
-        }
-        dirs.remove_prefix(semi + 1);
-    }
+    std::vector<std::string> out = split_trimmed(dirs, ';');
+    std::erase(out, std::string());
     return out;
 }
 

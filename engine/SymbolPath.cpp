@@ -1,4 +1,5 @@
 #include "engine/SymbolPath.h"
+#include "engine/TextSplit.h"
 
 #include <cctype>
 #include <cstdlib>
@@ -6,28 +7,6 @@
 namespace kdcart::engine {
 
 namespace {
-
-std::string trim(std::string_view s) {
-    const size_t b = s.find_first_not_of(" \t\r\n");
-    if (b == std::string_view::npos) {
-        return {};
-    }
-    const size_t e = s.find_last_not_of(" \t\r\n");
-    return std::string(s.substr(b, e - b + 1));
-}
-
-std::vector<std::string> split(std::string_view s, char sep) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (true) {
-        const size_t at = s.find(sep, start);
-        out.push_back(trim(s.substr(start, at == std::string_view::npos ? s.npos : at - start)));
-        if (at == std::string_view::npos) {
-            return out;
-        }
-        start = at + 1;
-    }
-}
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) {
@@ -58,12 +37,12 @@ std::string symfix_path(std::string_view cache) {
 
 SymbolPath SymbolPath::parse(std::string_view text, std::string default_cache) {
     SymbolPath p;
-    p.m_text = trim(text);
-    for (const std::string& raw : split(p.m_text, ';')) {
+    p.m_text = std::string(trim_space(text));
+    for (const std::string& raw : split_trimmed(p.m_text, ';')) {
         if (raw.empty()) {
             continue;
         }
-        auto parts = split(raw, '*');
+        auto parts = split_trimmed(raw, '*');
         SymbolPathElement e;
         e.text = raw;
         if (parts.size() >= 2 && iequals(parts[0], "symsrv")) {
@@ -126,7 +105,7 @@ std::string SymbolPath::expanded() const {
 }
 
 SymbolPath SymbolPath::appended(std::string_view more, const std::string& default_cache) const {
-    const std::string extra = trim(more);
+    const std::string extra(trim_space(more));
     if (extra.empty()) {
         return *this;
     }
