@@ -2,18 +2,13 @@
 #include "cli/Repl.h"
 #include "cli/TextUtil.h"
 #include "cli/format/Format.h"
-#include "engine/PdbLines.h"
 
 #include <charconv>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 namespace kdcart::cli {
 
 namespace {
-
-constexpr size_t kMaxSourceBytes = 64u << 20; // a "source file" larger than this is refused
 
 std::string syntax_error(std::string_view command) {
     return std::string(7, ' ') + "^ Syntax error in '" + std::string(command) + "'\n";
@@ -62,27 +57,6 @@ std::vector<std::string_view> split_commas(std::string_view s) {
 
 } // namespace
 
-std::vector<std::string> split_source_lines(std::string_view text) {
-    std::vector<std::string> lines;
-    if (text.empty()) {
-        return lines;
-    }
-    size_t start = 0;
-    // A newline at the very end ends the last line; it does not start another.
-    const size_t stop = text.back() == '\n' ? text.size() - 1 : text.size();
-    for (size_t i = 0; i <= stop; ++i) {
-        if (i == stop || text[i] == '\n') {
-            std::string_view l = text.substr(start, i - start);
-            if (!l.empty() && l.back() == '\r') {
-                l.remove_suffix(1);
-            }
-            lines.emplace_back(l);
-            start = i + 1;
-        }
-    }
-    return lines;
-}
-
 std::string format_source_line(uint32_t number, std::string_view text, bool marked) {
     char head[24];
     std::snprintf(head, sizeof head, "%c%5u: ", marked ? '>' : ' ', number);
@@ -121,15 +95,15 @@ void SourceView::cmd_srcpath(Output& out, bool append, std::string_view args) {
     args = trim(args);
     if (!args.empty()) {
         if (append) {
-            m_finder.append_path(args);
+            finder().append_path(args);
         } else {
-            m_finder.set_path(args);
+            finder().set_path(args);
         }
     }
-    if (m_finder.directories().empty()) {
+    if (finder().directories().empty()) {
         out.write("No source search path\n");
     } else {
-        out.write("Source search path is: " + m_finder.text() + "\n");
+        out.write("Source search path is: " + finder().text() + "\n");
     }
 }
 
@@ -212,26 +186,16 @@ void SourceView::cmd_options(engine::Debugger& dbg, Output& out, char sign, std:
     out.write(text);
 }
 
-const SourceText* SourceView::load(Output& out, const std::string& recorded) {
-    if (auto it = m_files.find(recorded); it != m_files.end()) {
-        return &it->second;
-    }
-    auto path = m_finder.find(recorded);
-    if (!path) {
-        out.write("No source found for '" + recorded + "'\n");
+const engine::SourceText* SourceView::load(Output& out, const std::string& recorded) {
+    auto file = m_files.load(recorded);
+    if (!file) {
+        out.write(file.error().message + "\n");
         return nullptr;
     }
-    std::ifstream f(*path, std::ios::binary);
-    std::ostringstream text;
-    if (!f || !(text << f.rdbuf()) || text.str().size() > kMaxSourceBytes) {
-        out.write("No source found for '" + recorded + "'\n");
-        return nullptr;
-    }
-    SourceText st{recorded, *path, split_source_lines(text.str())};
-    return &m_files.emplace(recorded, std::move(st)).first->second;
+    return *file;
 }
 
-std::string SourceView::lines_text(const SourceText& file, int64_t first, int64_t last,
+std::string SourceView::lines_text(const engine::SourceText& file, int64_t first, int64_t last,
                                    uint32_t mark) {
     std::string text;
     if (first < 1) {
@@ -255,23 +219,17 @@ void SourceView::cmd_load(Output& out, bool unload, std::string_view args) {
     }
     if (unload) {
         // The name as loaded first, then a loaded path that ends with it.
-        auto it = m_files.find(name);
-        for (auto i = m_files.begin(); it == m_files.end() && i != m_files.end(); ++i) {
-            if (engine::source_path_matches(i->first, name)) {
-                it = i;
-            }
-        }
-        if (it != m_files.end()) {
-            if (m_current == &it->second) {
+        if (const engine::SourceText* file = m_files.loaded(name)) {
+            if (m_current == file) {
                 m_current = nullptr; // as WinDbg: the current file goes with it
                 m_current_line = 0;
             }
-            m_files.erase(it);
+            m_files.unload(file);
             out.write("Unloaded '" + name + "'\n");
         }
         return;
     }
-    const SourceText* file = load(out, name);
+    const engine::SourceText* file = load(out, name);
     if (!file) {
         out.write("Unable to load '" + name + "'\n");
         return;
@@ -352,12 +310,12 @@ void SourceView::cmd_list(engine::Debugger& dbg, Output& out, std::string_view w
             out.write("WARNING: Line information loading disabled\n");
             return;
         }
-        auto at = dbg.known_symbols().source_line(*address);
-        if (!at || engine::is_hidden_line(at->line)) {
+        auto at = dbg.known_symbols().visible_source_line(*address);
+        if (!at) {
             out.write("No line information for " + format_address(*address) + "\n");
             return;
         }
-        const SourceText* file = load(out, at->file);
+        const engine::SourceText* file = load(out, at->file);
         if (!file) {
             return;
         }
@@ -414,11 +372,11 @@ std::string SourceView::stop_lines(engine::Debugger& dbg, Output& out, uint64_t 
     if (!list_at_prompt() || !dbg.known_symbols().load_lines()) {
         return "";
     }
-    auto at = dbg.known_symbols().source_line(pc);
-    if (!at || engine::is_hidden_line(at->line)) {
+    auto at = dbg.known_symbols().visible_source_line(pc);
+    if (!at) {
         return "";
     }
-    const SourceText* file = load(out, at->file);
+    const engine::SourceText* file = load(out, at->file);
     if (!file) {
         return "";
     }

@@ -7,10 +7,9 @@
 // "Current: FILE(LINE)", "No source found for 'FILE'", "Unable to load 'FILE'",
 // "At the prompt, display 0 source lines before and 1 after".
 #include "engine/Debugger.h"
-#include "engine/SourceFinder.h"
+#include "engine/SourceFiles.h"
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,21 +27,12 @@ enum SourceOption : uint32_t {
     kSourceOnly = 0x8, // o: only the source lines when stepping
 };
 
-// A source file read into lines (CR LF or LF; a last line without a newline counts).
-struct SourceText {
-    std::string recorded; // the name it was asked for (the PDB's path, or what lsf was given)
-    std::string path;     // where it was found
-    std::vector<std::string> lines;
-};
-
-// Splits a file's text into its lines as WinDbg counts them.
-std::vector<std::string> split_source_lines(std::string_view text);
 // One listing line: ">   12: text" when `marked`, "    12: text" otherwise.
 std::string format_source_line(uint32_t number, std::string_view text, bool marked);
 
 class SourceView {
   public:
-    engine::SourceFinder& finder() { return m_finder; }
+    engine::SourceFinder& finder() { return m_files.finder(); }
     // The options as l+ shows them (the l bit is .lines).
     uint32_t options(engine::Debugger& dbg) const;
     bool step_by_line(engine::Debugger& dbg) const {
@@ -63,15 +53,15 @@ class SourceView {
     void cmd_load(Output& out, bool unload, std::string_view args);
     void cmd_lsp(engine::Debugger& dbg, Output& out, std::string_view args);
     // The file `recorded` names, read (cached); says "No source found for '...'" when missing.
-    const SourceText* load(Output& out, const std::string& recorded);
-    std::string lines_text(const SourceText& file, int64_t first, int64_t last, uint32_t mark);
+    const engine::SourceText* load(Output& out, const std::string& recorded);
+    std::string lines_text(const engine::SourceText& file, int64_t first, int64_t last,
+                           uint32_t mark);
 
-    engine::SourceFinder m_finder;
-    uint32_t m_options = 0;                    // t s o and the other bits l+* sets (not l)
-    std::map<std::string, SourceText> m_files; // by the name asked for
-    const SourceText* m_current = nullptr;     // ls's file (lsf, lsa)
-    int64_t m_current_line = 0;                // ls's next line
-    uint32_t m_before = 0;                     // lsp: lines shown before / after at a stop
+    engine::SourceFiles m_files;
+    uint32_t m_options = 0;                        // t s o and the other bits l+* sets (not l)
+    const engine::SourceText* m_current = nullptr; // ls's file (lsf, lsa)
+    int64_t m_current_line = 0;                    // ls's next line
+    uint32_t m_before = 0;                         // lsp: lines shown before / after at a stop
     uint32_t m_after = 1;
     uint32_t m_list_count = 20; // ls / lsa: lines per listing
 };

@@ -1,47 +1,36 @@
 #include "engine/SourceStepper.h"
 #include "engine/Debugger.h"
-#include "engine/PdbLines.h"
 
 namespace kdcart::engine {
 
-std::optional<SourceLocation> SourceStepper::line_at(uint64_t pc) {
-    auto at = m_dbg->known_symbols().source_line(pc);
-    if (!at || is_hidden_line(at->line)) {
-        return std::nullopt;
-    }
-    return at;
-}
+namespace {
 
-std::optional<uint64_t> SourceStepper::function_at(uint64_t pc) {
-    auto sym = m_dbg->symbolize(pc);
+// The start of the function holding `pc`; nullopt without a symbol.
+std::optional<uint64_t> function_at(Debugger& dbg, uint64_t pc) {
+    auto sym = dbg.symbolize(pc);
     if (!sym || sym->name.empty()) {
         return std::nullopt;
     }
     return sym->address;
 }
 
+} // namespace
+
 std::optional<SourceStepper> SourceStepper::start(Debugger& dbg, uint64_t pc) {
-    if (!dbg.known_symbols().load_lines()) {
+    auto at = dbg.known_symbols().visible_source_line(pc);
+    if (!at) {
         return std::nullopt;
     }
-    auto at = dbg.known_symbols().source_line(pc);
-    if (!at || is_hidden_line(at->line)) {
-        return std::nullopt;
-    }
-    std::optional<uint64_t> function;
-    if (auto sym = dbg.symbolize(pc); sym && !sym->name.empty()) {
-        function = sym->address;
-    }
-    return SourceStepper(dbg, std::move(*at), function);
+    return SourceStepper(dbg, std::move(*at), function_at(dbg, pc));
 }
 
 SourceStepper::Next SourceStepper::after_step(uint64_t pc, bool entered_by_call) {
     if (++m_steps >= kMaxSteps) {
         return Next::GiveUp;
     }
-    const std::optional<uint64_t> function = function_at(pc);
+    const std::optional<uint64_t> function = function_at(*m_dbg, pc);
     const bool same_function = function && m_function && *function == *m_function;
-    const auto at = line_at(pc);
+    const auto at = m_dbg->known_symbols().visible_source_line(pc);
     if (!at) {
         if (entered_by_call) {
             return Next::StepOut;

@@ -47,8 +47,6 @@ class SourceStepper {
   private:
     SourceStepper(Debugger& dbg, SourceLocation line, std::optional<uint64_t> function)
         : m_dbg(&dbg), m_line(std::move(line)), m_function(function) {}
-    std::optional<SourceLocation> line_at(uint64_t pc);
-    std::optional<uint64_t> function_at(uint64_t pc);
 
     Debugger* m_dbg;
     SourceLocation m_line;

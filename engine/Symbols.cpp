@@ -551,6 +551,14 @@ Result<std::vector<std::string>> Symbols::reload(std::string_view module, bool f
     return touched;
 }
 
+std::optional<SourceLocation> Symbols::visible_source_line(uint64_t address) {
+    auto at = source_line(address);
+    if (at && is_hidden_line(at->line)) {
+        return std::nullopt;
+    }
+    return at;
+}
+
 std::optional<SourceLocation> Symbols::source_line(uint64_t address) {
     if (!m_load_lines) {
         return std::nullopt;

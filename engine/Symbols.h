@@ -104,6 +104,8 @@ class Symbols {
     bool load_lines() const { return m_load_lines; }
     // nullopt when lines are off, or the module has no PDB or no line for the address.
     std::optional<SourceLocation> source_line(uint64_t address);
+    // source_line() without a hidden line (0xfeefee): what source mode lists and steps by.
+    std::optional<SourceLocation> visible_source_line(uint64_t address);
     // A source-line expression's text between the backticks, "[[Module!]File][:Line]": the
     // first address of that line (or of the nearest following line with code). Without a
     // file, the file of `pc`; without a line, the file's lowest address. The line is decimal
