@@ -6,7 +6,7 @@
 // expansion, typos; @$curprocess / @$curthread / @$ip against !process, !thread and r; a cast of
 // the current process's EPROCESS and its Pcb's dispatcher header against db.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
-#include "tests/e2e/Process.h"
+#include "tests/e2e/Block.h"
 
 #include <doctest/doctest.h>
 
@@ -37,18 +37,11 @@ std::string hex(uint64_t v) {
     return b;
 }
 
-// Runs one command and returns what it printed before the next prompt.
+// What one command printed before the next prompt (e2e::command_output), without the command
+// line kdcart echoes.
 std::string run(e2e::Process& p, const std::string& command,
                 std::chrono::milliseconds timeout = 60s) {
-    const size_t mark = p.mark();
-    cmd(p, command);
-    EXPECT_OUT(p, kPrompt, timeout);
-    std::string out = p.since(mark);
-    const size_t prompt = out.rfind("kd> ");
-    REQUIRE(prompt != std::string::npos);
-    const size_t line = out.rfind('\n', prompt);
-    out = line == std::string::npos ? std::string() : out.substr(0, line + 1);
-    // The command line as kdcart echoes it.
+    std::string out = e2e::command_output(p, command, timeout);
     if (out.rfind(command + "\n", 0) == 0) {
         out.erase(0, command.size() + 1);
     }
